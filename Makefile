@@ -1,0 +1,59 @@
+# gream — one make target per stage. Every target uses the project venv (.venv/) created by `make install`.
+# Pass Hydra overrides with ARGS, e.g. `make index ARGS="dataset=instruments index.levels=3"`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+GREAM := $(VENV)/bin/gream
+ARGS ?=
+PYTEST_ARGS ?=
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test test-all data index all index-stats bench bench-embed lock clean
+
+install: $(VENV)/.installed
+
+# torch is pinned to the local 2.13.0 CPU wheel (constraints.txt); LLaMA-Factory is installed --no-deps because
+# its metadata pulls CUDA torchvision/torchaudio wheels that break on CPU (its runtime deps are in pyproject.toml);
+# compat/torchaudio_stub satisfies its unconditional `import torchaudio` (see that package's docstring).
+$(VENV)/.installed: pyproject.toml constraints.txt compat/torchaudio_stub/pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (gream needs Python 3.11; set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt ./compat/torchaudio_stub -e ".[verl,dev]"
+	$(PIP) install -q -c constraints.txt --no-deps llamafactory==0.9.5
+	$(PY) -c "import torch, transformers, faiss, llamafactory.train.tuner, verl; assert torch.__version__.startswith('2.13.0') and not torch.cuda.is_available()"
+	touch $@
+
+demo: install
+	$(GREAM) stage=all experiment=demo_cpu dataset=scientific $(ARGS)
+
+test: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+data index all: install
+	$(GREAM) stage=$@ $(ARGS)
+
+# Collision statistics of any index.json, e.g. the prebuilt one: make index-stats INDEX=../shared/datasets/Instruments/Instruments.index.json
+index-stats: install
+	$(PY) -m gream_pipeline.index.stats $(INDEX)
+
+bench: bench-embed
+
+bench-embed: install
+	$(GREAM) stage=data $(ARGS)
+	$(PY) bench/embed_speed.py --run runs/demo_cpu-scientific
+
+lock: install
+	{ sed -n 1,2p constraints.txt; echo "torch==2.13.0"; echo "llamafactory==0.9.5"; \
+	  $(PIP) freeze --exclude-editable | grep -v -E "^(torch|llamafactory|gream-torchaudio-stub)[=@ ]"; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf runs

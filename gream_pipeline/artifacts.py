@@ -1,0 +1,116 @@
+"""Stage artifacts: atomic writes, content hashes and the per-stage ``manifest.json``.
+
+Every stage writes into a fresh temporary directory next to its final one and renames it into place only after
+it finished, so an interrupted or failed stage leaves nothing half-written. The manifest records the hash of the
+resolved stage config, the hashes of the input files, counts and timings; a re-run whose config and inputs hash
+the same is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    """Hex sha256 of a JSON-serialisable object in canonical form (sorted keys)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def hash_inputs(paths: Iterable[Path]) -> dict[str, str]:
+    """Map each input path (as given) to its sha256; directories hash every file below them."""
+    hashes: dict[str, str] = {}
+    for path in paths:
+        path = Path(path)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            hashes[str(file)] = sha256_file(file)
+    return hashes
+
+
+def write_json_atomic(path: Path, obj: Any, indent: int | None = 2) -> None:
+    """Write JSON to ``path`` via a temp file in the same directory and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(obj, handle, indent=indent, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
+    """Write rows as JSON lines (inside a stage's temporary directory); returns the row count."""
+    count = 0
+    with open(path, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read a JSON-lines file."""
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def read_manifest(stage_dir: Path) -> dict | None:
+    """The stage's manifest, or None when the stage has not completed."""
+    path = Path(stage_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+class StageDir:
+    """A stage's output directory, built in a temporary sibling and committed by rename.
+
+    Use as a context manager: ``with StageDir(final) as tmp: ...write into tmp...``. On success the previous
+    output (if any) is replaced; on error the temporary directory is removed and the previous output is kept.
+    """
+
+    def __init__(self, final: Path):
+        self.final = Path(final)
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.tmp-", dir=self.final.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        assert self.tmp is not None
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        old = None
+        if self.final.exists():
+            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
+            os.replace(self.final, old)
+        os.replace(self.tmp, self.final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return False

@@ -1,0 +1,1 @@
+"""Data loading, validation, raw Amazon preprocessing and the leave-one-out split."""
