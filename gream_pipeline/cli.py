@@ -44,9 +44,9 @@ def register_resolvers() -> None:
 def run(cfg: DictConfig) -> None:
     """Run ``cfg.stage`` (or every registered stage in order for ``stage=all``)."""
     from gream_pipeline import pipeline  # noqa: F401  (registers the stages)
-    from gream_pipeline.stages import ORDER, run_stage
+    from gream_pipeline.stages import ORDER, STAGES, run_stage
 
-    names = ORDER if cfg.stage == "all" else [cfg.stage]
+    names = [n for n in ORDER if STAGES[n].enabled(cfg)] if cfg.stage == "all" else [cfg.stage]
     for name in names:
         run_stage(cfg, name)
 

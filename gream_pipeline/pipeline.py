@@ -1,4 +1,9 @@
-"""Importing this module registers every stage, in pipeline order (data → index → …)."""
+"""The pipeline: stages registered in order (data → enrich → index → synth → …)."""
 
-from gream_pipeline.data import stage as _data  # noqa: F401
-from gream_pipeline.index import stage as _index  # noqa: F401
+from gream_pipeline.data.stage import DATA
+from gream_pipeline.index.stage import INDEX
+from gream_pipeline.stages import register
+from gream_pipeline.synth.stage import ENRICH, SYNTH
+
+for _stage in (DATA, ENRICH, INDEX, SYNTH):
+    register(_stage)

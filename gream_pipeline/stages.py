@@ -29,6 +29,7 @@ class Stage:
     config_keys: tuple[str, ...]
     inputs: Callable[[DictConfig], list[Path]]
     run: Callable[[DictConfig, Path], dict]
+    enabled: Callable[[DictConfig], bool] = lambda cfg: True  # whether ``stage=all`` runs it
 
 
 STAGES: dict[str, Stage] = {}
@@ -36,8 +37,10 @@ ORDER: list[str] = []
 
 
 def register(stage: Stage) -> Stage:
+    """Add a stage; registration order is pipeline order (see :mod:`gream_pipeline.pipeline`)."""
+    if stage.name not in STAGES:
+        ORDER.append(stage.name)
     STAGES[stage.name] = stage
-    ORDER.append(stage.name)
     return stage
 
 

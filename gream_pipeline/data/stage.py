@@ -12,7 +12,7 @@ from gream_pipeline.data.amazon_raw import preprocess
 from gream_pipeline.data.lcrec import Dataset, find_file, load_lcrec, parse_items, parse_sequences
 from gream_pipeline.data.split import leave_one_out
 from gream_pipeline.errors import DataError
-from gream_pipeline.stages import Stage, register, require_stage
+from gream_pipeline.stages import Stage, require_stage
 
 
 def _existing(path: str | Path, what: str) -> Path:
@@ -71,7 +71,7 @@ def run_data(cfg: DictConfig, out: Path) -> dict:
     return stats
 
 
-register(Stage("data", ("dataset", "data"), data_inputs, run_data))
+DATA = Stage("data", ("dataset", "data"), data_inputs, run_data)
 
 
 def load_split(cfg: DictConfig, name: str) -> list[dict]:

@@ -17,7 +17,7 @@ from gream_pipeline.index.ids import assign_ids, collision_stats, vocabulary
 from gream_pipeline.index.plot import plot_code_usage
 from gream_pipeline.index.rqkmeans import rq_kmeans
 from gream_pipeline.index.text import fuse_item_text
-from gream_pipeline.stages import Stage, register, require_stage, stage_dir
+from gream_pipeline.stages import Stage, require_stage, stage_dir
 
 TEXT_EMBEDDERS = {"sentence", "hf_causal_lm"}
 
@@ -112,7 +112,7 @@ def run_index(cfg: DictConfig, out: Path) -> dict:
     return report
 
 
-register(Stage("index", ("index", "seed", "dataset.name"), index_inputs, run_index))
+INDEX = Stage("index", ("index", "seed", "dataset.name"), index_inputs, run_index)
 
 
 def load_index(cfg: DictConfig) -> dict[str, list[str]]:
