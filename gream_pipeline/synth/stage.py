@@ -35,6 +35,10 @@ def _read_json(path: Path) -> dict:
 def _run(cfg: DictConfig, out: Path, jobs: tuple[str, ...], store: str, index: dict) -> dict:
     data = require_stage(cfg, "data")
     items = _read_json(data / "items.json")
+    if (data / "reviews.json").is_file():  # the enrichment prompt uses reviews where present (paper §4.1)
+        for key, reviews in _read_json(data / "reviews.json").items():
+            if key in items:
+                items[key] = {**items[key], "reviews": reviews}
     train = read_jsonl(data / "train.jsonl")
     (Path(cfg.run_dir) / "cache").mkdir(parents=True, exist_ok=True)
     summary = run_synth(items, train, index, out, synth_config(cfg, jobs, store))
