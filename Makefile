@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-all data index all index-stats bench bench-embed lock clean
+.PHONY: install demo test test-all data enrich index synth all index-stats bench bench-embed lock clean
 
 install: $(VENV)/.installed
 
@@ -37,7 +37,7 @@ test: install
 test-all: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-data index all: install
+data enrich index synth all: install
 	$(GREAM) stage=$@ $(ARGS)
 
 # Collision statistics of any index.json, e.g. the prebuilt one: make index-stats INDEX=../shared/datasets/Instruments/Instruments.index.json

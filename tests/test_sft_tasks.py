@@ -5,7 +5,7 @@ import random
 from gream_pipeline.prompts import DIRECT_SYSTEM, REASON_SYSTEM, direct_messages
 from gream_pipeline.sft.tasks import build_alignment, reasoning_examples, seqrec_examples
 
-INDEX = {str(i): [f"<a_{i % 3}>", f"<b_{i}>", f"<c_0>", f"<d_{i % 2}>"] for i in range(8)}
+INDEX = {str(i): [f"<a_{i % 3}>", f"<b_{i}>", "<c_0>", f"<d_{i % 2}>"] for i in range(8)}
 ITEMS = {str(i): {"title": f"Widget {i}", "description": f"A widget number {i}" if i % 2 else "", "brand": "",
                   "categories": ""} for i in range(8)}
 TRAIN = [{"user": "u", "history": [0, 1], "target": 2}, {"user": "u", "history": [0, 1, 2], "target": 3}] * 50

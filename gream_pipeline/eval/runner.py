@@ -1,0 +1,231 @@
+"""`evaluate`: direct (trie beam) and reasoning (sampling) evaluation of a checkpoint, single-process or on Ray.
+
+Users are cut into batches of `cfg.batch_size` in example order; each batch is decoded with seed `cfg.seed + batch
+index`. Ray workers receive whole batches, so a sharded run performs exactly the computations of a single-process run
+and returns the same predictions and metrics (given the same engine settings and thread counts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import metrics as M
+from .answers import get_parser
+from .config import EvalConfig
+from .prompts import (default_direct_prompt, default_reason_prompt, render, resolve_prompt_fn,
+                      system_prompt_value)
+from .trie import IDCatalog, TokenTrie, token_ids_for
+
+log = logging.getLogger(__name__)
+
+
+def load_tokenizer(path: str | os.PathLike):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def build_prompts(tokenizer, catalog: IDCatalog, examples: Sequence[Mapping[str, Any]], cfg: EvalConfig
+                  ) -> dict[str, list[list[int]]]:
+    """Token-id prompts per mode, rendered once on the driver."""
+    fns = {"direct": (resolve_prompt_fn(cfg.direct_prompt_fn, default_direct_prompt),
+                      system_prompt_value(cfg.direct_system_prompt), cfg.direct_response_prefix),
+           "reason": (resolve_prompt_fn(cfg.reason_prompt_fn, default_reason_prompt),
+                      system_prompt_value(cfg.reason_system_prompt), cfg.reason_response_prefix)}
+    out: dict[str, list[list[int]]] = {}
+    for mode in cfg.modes:
+        fn, system, prefix = fns[mode]
+        out[mode] = [render(tokenizer, fn([catalog.item_to_id[str(i)] for i in ex["history"]]), system, prefix)
+                     for ex in examples]
+    return out
+
+
+class BatchRunner:
+    """Owns one engine; decodes batches of users. Used in-process and as the body of a Ray actor."""
+
+    def __init__(self, model_dir: str, index: Mapping[str, Sequence[str]], cfg: EvalConfig):
+        from .engines import make_engine
+
+        self.cfg = cfg
+        self.catalog = IDCatalog.from_index(index)
+        tok = load_tokenizer(cfg.engine.tokenizer_dir or model_dir)
+        self.trie = TokenTrie.build(self.catalog, token_ids_for(tok, self.catalog))
+        self.engine = make_engine(model_dir, self.trie, tok, cfg.engine)
+
+    def run(self, batch_idx: int, prompts: Mapping[str, list[list[int]]]) -> dict[str, list]:
+        cfg, out = self.cfg, {}
+        if "direct" in prompts:
+            hyps = self.engine.beam(prompts["direct"], cfg.num_beams, max(cfg.top_k, max(cfg.ks)))
+            out["direct"] = [[(self.catalog.ids[i], s) for i, s in h] for h in hyps]
+        if "reason" in prompts:
+            out["reason"] = self.engine.sample(prompts["reason"], cfg.n_samples, cfg.temperature, cfg.top_p,
+                                               cfg.max_new_tokens, cfg.seed + batch_idx, cfg.stop)
+        return out
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def _batches(n: int, size: int) -> list[range]:
+    return [range(s, min(s + size, n)) for s in range(0, n, max(1, size))]
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=" users", desc="eval", disable=not enabled, dynamic_ncols=True)
+
+
+def _run_local(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]:
+    runner = BatchRunner(str(model_dir), index, cfg)
+    results = []
+    with _progress(sum(len(b) for b in batches), cfg.progress) as bar:
+        for bi, b in enumerate(batches):
+            results.append(runner.run(bi, {m: [p[i] for i in b] for m, p in prompts.items()}))
+            bar.update(len(b))
+    runner.close()
+    return results
+
+
+def _run_ray(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]:
+    import ray
+
+    rc = cfg.ray
+    started = False
+    if not ray.is_initialized():
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                           os.environ.get("PYTHONPATH", "")])), **rc.env_vars}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "runtime_env": {"env_vars": env},
+                                  "log_to_driver": False}
+        if rc.address:
+            ray.init(address=rc.address, **kwargs)
+        else:
+            ray.init(num_cpus=max(1, int(rc.num_workers * rc.num_cpus_per_worker)), **kwargs)
+        started = True
+    try:
+        worker_cfg = replace(cfg, direct_prompt_fn=None, reason_prompt_fn=None, progress=False)
+        if not cfg.engine.num_threads and cfg.engine.kind == "hf":
+            worker_cfg.engine = replace(cfg.engine, num_threads=max(1, int(rc.num_cpus_per_worker)))
+        Actor = ray.remote(num_cpus=rc.num_cpus_per_worker, num_gpus=rc.num_gpus_per_worker)(BatchRunner)
+        index_ref = ray.put(dict(index))
+        actors = [Actor.remote(str(model_dir), index_ref, worker_cfg) for _ in range(max(1, rc.num_workers))]
+        pending = {}
+        for bi, b in enumerate(batches):
+            ref = actors[bi % len(actors)].run.remote(bi, {m: [p[i] for i in b] for m, p in prompts.items()})
+            pending[ref] = bi
+        results: list[dict[str, list] | None] = [None] * len(batches)
+        with _progress(sum(len(b) for b in batches), cfg.progress) as bar:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                bi = pending.pop(done[0])
+                results[bi] = ray.get(done[0])
+                bar.update(len(batches[bi]))
+        for a in actors:
+            ray.kill(a)
+        return results  # type: ignore[return-value]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _user_records(examples, catalog: IDCatalog, results, batches, cfg: EvalConfig) -> list[dict[str, Any]]:
+    parse, _ = get_parser()
+    valid = set(catalog.ids)
+    recs: list[dict[str, Any]] = []
+    for b, res in zip(batches, results):
+        for j, i in enumerate(b):
+            ex = examples[i]
+            target = str(ex["target"])
+            rec: dict[str, Any] = {"user": ex.get("user", str(i)), "target": target,
+                                   "target_id": catalog.item_to_id[target]}
+            if "direct" in res:
+                rec["direct"] = [{"id": sid, "score": round(s, 6)} for sid, s in res["direct"][j]]
+            if "reason" in res:
+                answers = []
+                for text in res["reason"][j]:
+                    toks = parse(text)
+                    answers.append("".join(toks) if toks else None)
+                rec["reason"] = {"answers": answers,
+                                 "n": len(answers),
+                                 "correct": sum(a == rec["target_id"] for a in answers),
+                                 "well_formed": sum(a is not None for a in answers),
+                                 "valid": sum(a in valid for a in answers if a is not None)}
+                if cfg.save_texts:
+                    rec["reason"]["texts"] = res["reason"][j]
+            recs.append(rec)
+    return recs
+
+
+def compute_metrics(records: Sequence[Mapping[str, Any]], catalog: IDCatalog, ks: Sequence[int]) -> dict[str, Any]:
+    """metrics.json body from per-user records (see module docstring of metrics.py for the rules)."""
+    out: dict[str, Any] = {}
+    direct = [r for r in records if "direct" in r]
+    if direct:
+        ranked = [[h["id"] for h in r["direct"]] for r in direct]
+        out["direct"] = M.ranking_metrics(ranked, [r["target_id"] for r in direct], ks)
+        owner = M.resolve_id_owner(catalog.id_to_items())
+        out["direct_item"] = M.ranking_metrics([M.item_level_ranking(x, owner) for x in ranked],
+                                               [r["target"] for r in direct], ks)
+    reason = [r["reason"] for r in records if "reason" in r]
+    if reason:
+        total = sum(r["n"] for r in reason) or 1
+        out["reason"] = {**M.mean_pass_at_k([(r["n"], r["correct"]) for r in reason], ks),
+                         "valid_answer_rate": sum(r["valid"] for r in reason) / total,
+                         "well_formed_rate": sum(r["well_formed"] for r in reason) / total}
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def evaluate(model_dir: Path, index: dict[str, list[str]], examples: list[dict], out_dir: Path,
+             cfg: EvalConfig | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint on one split; write metrics.json, predictions.jsonl, report.md and plots to `out_dir`.
+
+    Returns the metrics dict: `direct` (recall@k, ndcg@k), `direct_item` (item-level variant), `reason` (pass@k,
+    valid_answer_rate, well_formed_rate) for the modes run, and `meta`.
+    """
+    from .report import write_plots, write_report
+
+    cfg = cfg or EvalConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    examples = list(examples)[: cfg.max_users] if cfg.max_users else list(examples)
+    unknown = [m for m in cfg.modes if m not in ("direct", "reason")]
+    if unknown:
+        raise ValueError(f"unknown eval modes {unknown} (direct | reason)")
+    catalog = IDCatalog.from_index(index)
+    tok = load_tokenizer(cfg.engine.tokenizer_dir or model_dir)
+    token_ids_for(tok, catalog)  # fail early when the tokenizer lacks ID tokens
+    prompts = build_prompts(tok, catalog, examples, cfg)
+    batches = _batches(len(examples), cfg.batch_size)
+    t0 = time.perf_counter()
+    run = _run_ray if cfg.ray.enabled else _run_local
+    results = run(model_dir, index, cfg, prompts, batches) if examples else []
+    elapsed = time.perf_counter() - t0
+    records = _user_records(examples, catalog, results, batches, cfg)
+    metrics = compute_metrics(records, catalog, cfg.ks)
+    _, parser_origin = get_parser()
+    metrics["meta"] = {
+        "split": cfg.split, "dataset": cfg.dataset, "n_users": len(examples), "n_ids": len(catalog.ids),
+        "n_items": len(catalog.item_to_id), "modes": list(cfg.modes), "engine": cfg.engine.kind,
+        "num_beams": cfg.num_beams, "n_samples": cfg.n_samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
+        "ray_workers": cfg.ray.num_workers if cfg.ray.enabled else 0, "answer_parser": parser_origin,
+        "elapsed_s": round(elapsed, 3), "users_per_s": round(len(examples) / elapsed, 4) if elapsed > 0 else None,
+        "model_dir": str(model_dir)}
+    _write_atomic(out_dir / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    _write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    plots = write_plots(metrics, records, out_dir, cfg) if cfg.plots else []
+    _write_atomic(out_dir / "report.md", write_report(metrics, cfg, plots))
+    log.info("eval %s: %s", cfg.split, json.dumps({k: v for k, v in metrics.items() if k != "meta"}))
+    return metrics
