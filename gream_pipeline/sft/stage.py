@@ -1,0 +1,139 @@
+"""The ``sft`` stage: prepare the student model, build D_align ∪ D_reason, emit the curriculum-ordered
+LLaMA-Factory dataset and YAML, validate it with LLaMA-Factory's parser, and train (``sft.launch=run``).
+
+``sft.launch=emit`` stops after writing and validating the YAML (GPU recipes composed on a CPU host); the YAML's
+paths point at this stage's final directory, so ``llamafactory-cli train runs/<run>/sft/sft.yaml`` runs it there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from gream_pipeline.artifacts import read_jsonl, write_json_atomic
+from gream_pipeline.errors import GreamError
+from gream_pipeline.sft.llamafactory_glue import (LlamaFactoryArgsError, emit_dataset, global_batch_size,
+                                                  llamafactory_args, validate_args, write_yaml)
+from gream_pipeline.sft.model_prep import prepare_model
+from gream_pipeline.sft.tasks import build_alignment, reasoning_examples
+from gream_pipeline.stages import Stage, require_stage, stage_dir
+
+
+def _read(path: Path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def sft_inputs(cfg: DictConfig) -> list[Path]:
+    data, index, synth = (require_stage(cfg, s) for s in ("data", "index", "synth"))
+    return [data / "train.jsonl", data / "items.json", index / "index.json", index / "vocab.json",
+            synth / "reasoning.jsonl"]
+
+
+def _subset(rows: list, limit, seed: int) -> list:
+    import random
+
+    if limit is None or len(rows) <= int(limit):
+        return rows
+    return random.Random(seed).sample(rows, int(limit))
+
+
+def build_examples(cfg: DictConfig) -> tuple[list[dict], list[dict]]:
+    """(D_align, D_reason) from the data, index and synth stages, capped by ``sft.max_*``."""
+    data, sft = stage_dir(cfg, "data"), cfg.sft
+    index = _read(stage_dir(cfg, "index") / "index.json")
+    reasoning = read_jsonl(stage_dir(cfg, "synth") / "reasoning.jsonl")
+    align = build_alignment(read_jsonl(data / "train.jsonl"), _read(data / "items.json"),
+                            _subset(reasoning, sft.max_preference, cfg.seed), index, seed=int(cfg.seed),
+                            max_seqrec=sft.max_seqrec)
+    item_tasks = [e for e in align if e["task"] in ("item2id", "id2title", "id2desc")]
+    keep = set(map(id, _subset(item_tasks, sft.max_item_tasks, cfg.seed)))
+    align = [e for e in align if e["task"] not in ("item2id", "id2title", "id2desc") or id(e) in keep]
+    reason = reasoning_examples(_subset(reasoning, sft.max_reason, cfg.seed + 1), index)
+    return align, reason
+
+
+def tokenizer_corpus(cfg: DictConfig, align: list[dict], reason: list[dict]) -> list[str]:
+    """Texts the scratch model's BPE tokenizer is trained on: item texts plus every prompt and response."""
+    items = _read(stage_dir(cfg, "data") / "items.json")
+    texts = [" ".join(v for v in rec.values() if v) for rec in items.values()]
+    return texts + [e["system"] for e in align[:1] + reason[:1]] + [e["prompt"] + " " + e["response"]
+                                                                    for e in align + reason]
+
+
+def lf_args(cfg: DictConfig, model_dir: Path, dataset_dir: Path, output_dir: Path, steps_per_epoch: int) -> dict:
+    sft = cfg.sft
+    return llamafactory_args(
+        model_dir, dataset_dir, output_dir, per_device_batch=int(sft.per_device_batch), grad_accum=int(sft.grad_accum),
+        lr=float(sft.lr), cutoff_len=int(sft.cutoff_len), bf16=bool(sft.bf16), use_cpu=bool(sft.use_cpu),
+        finetuning_type=str(sft.finetuning_type), logging_steps=int(sft.logging_steps),
+        save_steps=steps_per_epoch if sft.checkpoint_every_epoch else None, seed=int(cfg.seed),
+        lr_scheduler_type=str(sft.lr_scheduler_type), warmup_ratio=float(sft.warmup_ratio),
+        extra=OmegaConf.to_container(sft.extra, resolve=True))
+
+
+def train(yaml_path: Path, log_path: Path) -> None:
+    """Run ``llamafactory-cli train`` on the YAML in a subprocess; its output is shown and kept in ``log_path``."""
+    env = {**os.environ, "DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-c", "import sys; from llamafactory.cli import main; sys.exit(main())", "train",
+           str(yaml_path)]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        for line in proc.stdout:
+            log.write(line)
+            sys.stderr.write(line)
+        if proc.wait() != 0:
+            raise GreamError(f"LLaMA-Factory training failed (exit {proc.returncode}); see {log_path}")
+
+
+def loss_summary(trainer_log: Path) -> dict:
+    """First/last logged losses and the mean over the first and last tenth of the logged steps."""
+    rows = [r for r in read_jsonl(trainer_log) if "loss" in r] if trainer_log.is_file() else []
+    if not rows:
+        return {}
+    losses = [float(r["loss"]) for r in rows]
+    tenth = max(1, len(losses) // 10)
+    return {"logged_steps": len(losses), "first_loss": losses[0], "last_loss": losses[-1],
+            "mean_first_tenth": sum(losses[:tenth]) / tenth, "mean_last_tenth": sum(losses[-tenth:]) / tenth,
+            "total_steps": int(rows[-1].get("total_steps", 0))}
+
+
+def run_sft(cfg: DictConfig, out: Path) -> dict:
+    sft, model_cfg = cfg.sft, cfg.model
+    if sft.launch not in ("run", "emit"):
+        raise GreamError(f"sft.launch: {sft.launch!r} is not 'run' or 'emit'")
+    align, reason = build_examples(cfg)
+    id_tokens = _read(stage_dir(cfg, "index") / "vocab.json")
+    base = prepare_model(str(model_cfg.source), out / "base_model", id_tokens,
+                         tokenizer_corpus(cfg, align, reason) if model_cfg.source == "scratch" else (),
+                         arch=OmegaConf.to_container(model_cfg.arch, resolve=True), path=model_cfg.path,
+                         seed=int(cfg.seed))
+    batch = global_batch_size(int(sft.per_device_batch), int(sft.grad_accum), int(sft.world_size))
+    emitted = emit_dataset(out / "dataset", align, reason, batch, int(sft.epochs), float(sft.gamma), int(cfg.seed))
+    final = stage_dir(cfg, "sft")
+    args = lf_args(cfg, base, out / "dataset", out / "model", emitted["steps_per_epoch"])
+    try:
+        validate_args(args, batch_size=batch, world_size=int(sft.world_size))
+    except LlamaFactoryArgsError as err:
+        raise GreamError(str(err)) from None
+    relocated = {k: (str(v).replace(str(out), str(final)) if isinstance(v, str) else v) for k, v in args.items()}
+    write_yaml(relocated, out / "sft.yaml")
+    counts = {"examples": {t: sum(e["task"] == t for e in align) for t in sorted({e["task"] for e in align})},
+              "reason_examples": len(reason), "steps": emitted["num_steps"],
+              "steps_per_epoch": emitted["steps_per_epoch"], "global_batch": batch, "launch": str(sft.launch),
+              "model": _read(base / "prep.json")}
+    if sft.launch == "run":
+        write_yaml(args, out / ".sft.run.yaml")
+        train(out / ".sft.run.yaml", out / "llamafactory.log")
+        (out / ".sft.run.yaml").unlink()
+        counts["loss"] = loss_summary(out / "model" / "trainer_log.jsonl")
+    write_json_atomic(out / "summary.json", counts)
+    return counts
+
+
+SFT = Stage("sft", ("sft", "model", "seed", "dataset.name"), sft_inputs, run_sft)
