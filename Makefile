@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-all data enrich index synth sft rl eval all bench-decode index-stats bench bench-embed lock clean
+.PHONY: install demo test test-all data enrich index synth sft rl eval all rl-check bench-decode index-stats bench bench-embed lock clean
 
 install: $(VENV)/.installed
 
@@ -37,8 +37,13 @@ test: install
 test-all: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-data enrich index synth sft rl eval all: install
+data enrich index synth sft rl eval rl_check all: install
 	$(GREAM) stage=$@ $(ARGS)
+
+# Compose the verl SRPO job (verl's ppo_trainer + recipes/verl/srpo_trainer.yaml + our data), validate it and run
+# verl's compute_advantage dispatch with `srpo` on a scored batch; fails loudly on any config error.
+rl-check: install
+	$(GREAM) stage=rl_check force=true $(ARGS)
 
 # Collision statistics of any index.json, e.g. the prebuilt one: make index-stats INDEX=../shared/datasets/Instruments/Instruments.index.json
 index-stats: install

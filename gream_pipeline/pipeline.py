@@ -3,9 +3,10 @@
 from gream_pipeline.data.stage import DATA
 from gream_pipeline.eval.stage import EVAL
 from gream_pipeline.index.stage import INDEX
+from gream_pipeline.rl.stage import RL, RL_CHECK
 from gream_pipeline.sft.stage import SFT
 from gream_pipeline.stages import register
 from gream_pipeline.synth.stage import ENRICH, SYNTH
 
-for _stage in (DATA, ENRICH, INDEX, SYNTH, SFT, EVAL):
+for _stage in (DATA, ENRICH, INDEX, SYNTH, SFT, RL, EVAL, RL_CHECK):
     register(_stage)
