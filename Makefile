@@ -66,3 +66,5 @@ lock: install
 
 clean:
 	rm -rf runs
+
+include bench/baselines/Makefile.inc
