@@ -49,6 +49,10 @@ def run(cfg: DictConfig) -> None:
     names = [n for n in ORDER if STAGES[n].enabled(cfg)] if cfg.stage == "all" else [cfg.stage]
     for name in names:
         run_stage(cfg, name)
+    if cfg.stage == "all":
+        from gream_pipeline.summary import print_summary
+
+        print_summary(cfg, names)
 
 
 @hydra.main(version_base="1.3", config_path=str(RECIPES), config_name="config")

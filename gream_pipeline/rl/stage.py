@@ -57,18 +57,20 @@ def emit_verl_data(cfg: DictConfig, out: Path, stage: str) -> tuple[list[Path], 
 
 
 def validate(cfg: DictConfig, model: Path, out: Path) -> dict:
-    """Validation metrics of ``model`` on the first ``rl.validate_users`` validation users."""
-    from gream_pipeline.eval.config import EvalConfig
-    from gream_pipeline.eval.runner import evaluate
+    """Validation metrics of ``model``: direct mode on ``rl.validate_users`` users, reasoning mode on
+    ``rl.validate_reason_users`` (the first users of the validation split, as in the eval stage)."""
+    from dataclasses import replace
 
-    values = OmegaConf.to_container(cfg.eval, resolve=True)
-    for key in ("checkpoint", "splits"):
-        values.pop(key)
-    values.update(split="valid", dataset=str(cfg.dataset.name), max_users=int(cfg.rl.validate_users),
-                  modes=list(cfg.rl.validate_modes), plots=False, progress=True)
+    from gream_pipeline.eval.runner import evaluate
+    from gream_pipeline.eval.stage import eval_config
+
     examples = read_jsonl(stage_dir(cfg, "data") / "valid.jsonl")
-    metrics = evaluate(model, _index(cfg), examples, out, EvalConfig.from_dict(values))
-    return {mode: metrics[mode] for mode in cfg.rl.validate_modes}
+    users = {"direct": cfg.rl.validate_users, "reason": cfg.rl.validate_reason_users}
+    results = {}
+    for mode in cfg.rl.validate_modes:
+        mode_cfg = replace(eval_config(cfg, "valid", mode), max_users=int(users[mode]), plots=False)
+        results[mode] = evaluate(model, _index(cfg), examples, out / mode, mode_cfg)[mode]
+    return results
 
 
 def run_rl(cfg: DictConfig, out: Path) -> dict:

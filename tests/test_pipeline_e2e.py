@@ -1,0 +1,83 @@
+"""Every stage, for real, through the CLI on a small real dataset: data → index → synth → sft → rl → eval."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_gream, subset_lcrec
+
+TINY = [
+    "index.codebook_size=16",
+    "model.arch.hidden_size=64", "model.arch.num_hidden_layers=2", "model.arch.intermediate_size=128",
+    "model.arch.vocab_size=1200",
+    "sft.epochs=2", "sft.per_device_batch=8", "sft.lr=3e-3", "sft.logging_steps=1",
+    "sft.max_seqrec=240", "sft.max_item_tasks=64", "sft.max_preference=16", "sft.max_reason=16",
+    "rl.max_prompts=16", "rl.validate_users=10", "rl.validate_reason_users=2", "rl.trl.max_steps=2",
+    "rl.trl.per_device_train_batch_size=16", "rl.trl.torch_num_threads=1",
+    "eval.max_users=20", "eval.reason_max_users=2", "eval.n_samples=2", "eval.max_new_tokens=48",
+    "eval.splits=[test,valid]",
+]
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    from tests.conftest import require_dataset
+
+    root = tmp_path_factory.mktemp("e2e")
+    folder = subset_lcrec(require_dataset("Scientific"), "Scientific", root / "Sci", num_users=120)
+    overrides = ["stage=all", "dataset=lcrec", f"dataset.path={folder}", *TINY]
+    first = run_gream(*overrides, runs_dir=root / "runs", timeout=1500)
+    return root / "runs" / "demo_cpu-Sci", overrides, root, first
+
+
+def test_every_stage_completed_with_manifest(pipeline_run):
+    run_dir, _, _, first = pipeline_run
+    for stage in ("data", "index", "synth", "sft", "rl", "eval"):
+        manifest = json.loads((run_dir / stage / "manifest.json").read_text())
+        assert manifest["stage"] == stage and manifest["timings"]["seconds"] > 0
+    assert "recall@10" in first.stdout  # the one-screen summary
+
+
+def test_sft_checkpoint_tokenizer_and_falling_loss(pipeline_run):
+    from transformers import AutoTokenizer
+
+    run_dir = pipeline_run[0]
+    tok = AutoTokenizer.from_pretrained(run_dir / "sft" / "model")
+    assert tok.tokenize("<a_12><b_200><c_7><d_31>") == ["<a_12>", "<b_200>", "<c_7>", "<d_31>"]
+    losses = [r["loss"] for r in map(json.loads, (run_dir / "sft" / "model" / "trainer_log.jsonl").open())
+              if "loss" in r]
+    third = max(1, len(losses) // 3)
+    assert sum(losses[-third:]) / third < sum(losses[:third]) / third
+    summary = json.loads((run_dir / "sft" / "summary.json").read_text())
+    assert summary["examples"]["seqrec"] == 240 and summary["reason_examples"] == 16
+    assert (run_dir / "sft" / "sft.yaml").read_text().count(str(run_dir / "sft")) >= 3  # final paths
+
+
+def test_rl_and_eval_outputs(pipeline_run):
+    run_dir = pipeline_run[0]
+    rl = json.loads((run_dir / "rl" / "rl_summary.json").read_text())
+    assert rl["srpo"]["steps"] == 2 and set(rl["valid_before"]) == {"direct", "reason"}
+    assert 0.0 <= rl["srpo"]["filtered_group_frac"] <= 1.0
+    assert (run_dir / "rl" / "reward_kept.png").is_file()
+    assert len(list((run_dir / "rl" / "verl").glob("*.parquet"))) == 4
+    index = json.loads((run_dir / "index" / "index.json").read_text())
+    valid_ids = {"".join(t) for t in index.values()}
+    for rec in map(json.loads, (run_dir / "eval" / "test" / "direct" / "predictions.jsonl").open()):
+        assert {h["id"] for h in rec["direct"]} <= valid_ids
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert set(metrics["direct"]) >= {"recall@1", "recall@5", "recall@10", "ndcg@1", "ndcg@5", "ndcg@10"}
+    assert set(metrics["reason"]) >= {"pass@1", "pass@5", "pass@10", "valid_answer_rate"}
+    assert metrics["direct_users"] == 20 and metrics["splits"]["valid"]["reason_users"] == 2
+    for rec in map(json.loads, (run_dir / "eval" / "test" / "direct" / "predictions.jsonl").open()):
+        assert len({h["id"] for h in rec["direct"]}) == 10  # 10 distinct IDs per user from the trie beam
+
+
+def test_rerun_is_a_noop_and_rl_check_passes(pipeline_run):
+    run_dir, overrides, root, _ = pipeline_run
+    again = run_gream(*overrides, runs_dir=root / "runs")
+    out = again.stdout + again.stderr
+    assert out.count("up to date") == 6
+    check = run_gream(*overrides[1:], "stage=rl_check", runs_dir=root / "runs")
+    report = json.loads((run_dir / "rl_check" / "check.json").read_text())
+    assert report["validate_config"] == "ok" and report["advantage_max_abs_diff"] < 1e-5
+    assert "srpo" in report["estimator"] and "up to date" not in check.stdout + check.stderr
