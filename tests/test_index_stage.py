@@ -12,7 +12,8 @@ def _report(run_dir):
 
 
 def test_instruments_collaborative_index(instruments, tmp_path):
-    run_gream("stage=all", "dataset=instruments", runs_dir=tmp_path)
+    run_gream("stage=data", "dataset=instruments", runs_dir=tmp_path)
+    run_gream("stage=index", "dataset=instruments", runs_dir=tmp_path)
     run_dir = tmp_path / "demo_cpu-instruments"
     report = _report(run_dir)
     index = json.loads((run_dir / "index" / "index.json").read_text())
@@ -38,8 +39,9 @@ def test_instruments_collaborative_index(instruments, tmp_path):
 
 def test_sentence_index_on_scientific_subset(scientific, tmp_path):
     folder = subset_lcrec(scientific, "Scientific", tmp_path / "Sci", num_users=150)
-    run_gream("stage=all", "dataset=lcrec", f"dataset.path={folder}", "index.codebook_size=16",
-              runs_dir=tmp_path / "runs")
+    for stage in ("data", "index"):
+        run_gream(f"stage={stage}", "dataset=lcrec", f"dataset.path={folder}", "index.codebook_size=16",
+                  runs_dir=tmp_path / "runs")
     run_dir = tmp_path / "runs" / "demo_cpu-Sci"
     report = _report(run_dir)
     items = json.loads((folder / "Scientific.item.json").read_text())

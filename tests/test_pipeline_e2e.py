@@ -12,7 +12,8 @@ TINY = [
     "model.arch.vocab_size=1200",
     "sft.epochs=2", "sft.per_device_batch=8", "sft.lr=3e-3", "sft.logging_steps=1",
     "sft.max_seqrec=240", "sft.max_item_tasks=64", "sft.max_preference=16", "sft.max_reason=16",
-    "rl.max_prompts=16", "rl.validate_users=10", "rl.validate_reason_users=2", "rl.trl.max_steps=2",
+    "rl.max_prompts=16", "rl.validate_users=10", "rl.validate_reason_users=2", "rl.validate_modes=[direct,reason]",
+    "rl.trl.max_steps=2",
     "rl.trl.per_device_train_batch_size=16", "rl.trl.torch_num_threads=1",
     "eval.max_users=20", "eval.reason_max_users=2", "eval.n_samples=2", "eval.max_new_tokens=48",
     "eval.splits=[test,valid]",
@@ -43,7 +44,7 @@ def test_sft_checkpoint_tokenizer_and_falling_loss(pipeline_run):
 
     run_dir = pipeline_run[0]
     tok = AutoTokenizer.from_pretrained(run_dir / "sft" / "model")
-    assert tok.tokenize("<a_12><b_200><c_7><d_31>") == ["<a_12>", "<b_200>", "<c_7>", "<d_31>"]
+    assert tok.tokenize("<a_12><b_3><c_7><d_15>") == ["<a_12>", "<b_3>", "<c_7>", "<d_15>"]  # 16 codes per level
     losses = [r["loss"] for r in map(json.loads, (run_dir / "sft" / "model" / "trainer_log.jsonl").open())
               if "loss" in r]
     third = max(1, len(losses) // 3)
