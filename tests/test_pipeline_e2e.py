@@ -82,3 +82,21 @@ def test_rerun_is_a_noop_and_rl_check_passes(pipeline_run):
     report = json.loads((run_dir / "rl_check" / "check.json").read_text())
     assert report["validate_config"] == "ok" and report["advantage_max_abs_diff"] < 1e-5
     assert "srpo" in report["estimator"] and "up to date" not in check.stdout + check.stderr
+
+
+def test_gpu_recipe_emits_and_validates_with_a_local_model(pipeline_run):
+    """`sft.launch=emit` with a local model (the Qwen3-4B path on GPU hosts): no training, LLaMA-Factory's parser
+    accepts the YAML, and the ID tokens are added by LLaMA-Factory itself (non-special `add_tokens`)."""
+    import yaml
+
+    run_dir, overrides, root, _ = pipeline_run
+    local = run_dir / "sft" / "model"  # any local HF dir stands in for Qwen3-4B here
+    kept = [o for o in overrides[1:] if not o.startswith("model.")]  # the tiny architecture knobs
+    run_gream(*kept, "stage=sft", "model=qwen3_4b", f"model.path={local}", "sft.launch=emit",
+              "sft.bf16=true", "sft.use_cpu=false", "sft.lr=5e-5", "sft.epochs=3", runs_dir=root / "runs")
+    args = yaml.safe_load((run_dir / "sft" / "sft.yaml").read_text())
+    assert args["model_name_or_path"] == str(local) and args["resize_vocab"] is True
+    assert args["add_tokens"].split(",")[:2] == ["<a_0>", "<a_1>"] and args["learning_rate"] == 5e-5
+    assert args["num_train_epochs"] == 1.0 and args["disable_shuffling"] is True  # the file holds all 3 epochs
+    summary = json.loads((run_dir / "sft" / "summary.json").read_text())
+    assert summary["launch"] == "emit" and "loss" not in summary and not (run_dir / "sft" / "model").exists()

@@ -65,10 +65,15 @@ def sentence_embeddings(texts: Sequence[str], model: str = "", batch_size: int =
     encoder = SentenceTransformer(model, device="cpu", local_files_only=True)
     encoder.max_seq_length = max_length
     encoder = encoder.to(_torch_dtype(dtype))
+    order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths per batch: less padding
+    ordered = [texts[i] for i in order]
     out = []
     for part in tqdm(list(_batches(len(texts), batch_size)), desc="embed (sentence)", unit="batch"):
-        out.append(encoder.encode(list(texts[part]), batch_size=batch_size, convert_to_numpy=True))
-    return np.concatenate(out).astype(np.float32)
+        batch = encoder.encode(ordered[part], batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+        out.append(batch.float().numpy())
+    emb = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+    emb[order] = np.concatenate(out)
+    return emb
 
 
 @register("hf_causal_lm")
