@@ -13,6 +13,6 @@ for ds in $DATASETS; do
   .venv/bin/python bench/baselines/most_popular.py --dataset-dir "$run/data" --out "$run/baselines/most_popular.json"
   bash bench/baselines/setup_recbole.sh
   .venv-recbole/bin/python bench/baselines/sasrec_recbole.py \
-    --dataset-dir "$run/data" --epochs 200 --time-budget-min "$SASREC_MIN" --out "$run/baselines/sasrec_recbole.json"
+    --dataset-dir "$PWD/$run/data" --epochs 200 --time-budget-min "$SASREC_MIN" --out "$PWD/$run/baselines/sasrec_recbole.json"
 done
 .venv/bin/python bench/collect_results.py runs/"${EXPERIMENT}"-* --out bench/results.md
