@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from gream_pipeline.artifacts import read_jsonl, write_json_atomic, write_jsonl
+from gream_pipeline.artifacts import write_json_atomic, write_jsonl
 from gream_pipeline.data.amazon_raw import preprocess
 from gream_pipeline.data.lcrec import Dataset, find_file, load_lcrec, parse_items, parse_sequences
 from gream_pipeline.data.split import leave_one_out
 from gream_pipeline.errors import DataError
-from gream_pipeline.stages import Stage, require_stage
+from gream_pipeline.stages import Stage
 
 
 def _existing(path: str | Path, what: str) -> Path:
@@ -73,15 +72,3 @@ def run_data(cfg: DictConfig, out: Path) -> dict:
 
 DATA = Stage("data", ("dataset", "data"), data_inputs, run_data)
 
-
-def load_split(cfg: DictConfig, name: str) -> list[dict]:
-    """Examples of split ``name`` (train/valid/test) from the completed data stage."""
-    return read_jsonl(require_stage(cfg, "data") / f"{name}.jsonl")
-
-
-def load_stage_json(cfg: DictConfig, filename: str) -> dict:
-    path = require_stage(cfg, "data") / filename
-    if not path.is_file():
-        return {}
-    with open(path) as handle:
-        return json.load(handle)

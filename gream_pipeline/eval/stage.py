@@ -18,15 +18,12 @@ from gream_pipeline.errors import GreamError
 from gream_pipeline.eval.config import EvalConfig
 from gream_pipeline.stages import Stage, require_stage, stage_dir
 
-STAGE_MODELS = {"sft": "model", "rl": "model"}  # sub-directory of a stage holding its final model
-
-
 def checkpoint_dir(cfg: DictConfig) -> Path:
     choice = str(cfg.eval.checkpoint)
     if choice == "auto":
         choice = "rl" if read_manifest(stage_dir(cfg, "rl")) is not None else "sft"
-    if choice in STAGE_MODELS:
-        return require_stage(cfg, choice) / STAGE_MODELS[choice]
+    if choice in ("sft", "rl"):
+        return require_stage(cfg, choice) / "model"
     path = Path(choice)
     if not (path / "config.json").is_file():
         raise GreamError(f"eval.checkpoint: {path} is not a model directory (no config.json)")

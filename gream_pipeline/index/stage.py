@@ -114,7 +114,3 @@ def run_index(cfg: DictConfig, out: Path) -> dict:
 
 INDEX = Stage("index", ("index", "seed", "dataset.name"), index_inputs, run_index)
 
-
-def load_index(cfg: DictConfig) -> dict[str, list[str]]:
-    """The completed index stage's ``index.json`` (item id string → ID tokens)."""
-    return _read(require_stage(cfg, "index") / "index.json")

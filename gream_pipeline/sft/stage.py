@@ -51,9 +51,9 @@ def build_examples(cfg: DictConfig) -> tuple[list[dict], list[dict]]:
     align = build_alignment(read_jsonl(data / "train.jsonl"), _read(data / "items.json"),
                             _subset(reasoning, sft.max_preference, cfg.seed), index, seed=int(cfg.seed),
                             max_seqrec=sft.max_seqrec)
-    item_tasks = [e for e in align if e["task"] in ("item2id", "id2title", "id2desc")]
-    keep = set(map(id, _subset(item_tasks, sft.max_item_tasks, cfg.seed)))
-    align = [e for e in align if e["task"] not in ("item2id", "id2title", "id2desc") or id(e) in keep]
+    item_tasks = ("item2id", "id2title", "id2desc")
+    keep = set(_subset([i for i, e in enumerate(align) if e["task"] in item_tasks], sft.max_item_tasks, cfg.seed))
+    align = [e for i, e in enumerate(align) if e["task"] not in item_tasks or i in keep]
     reason = reasoning_examples(_subset(reasoning, sft.max_reason, cfg.seed + 1), index)
     return align, reason
 
