@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-all data enrich index synth sft rl eval all rl-check bench-decode bench-quality index-stats bench bench-embed lock clean
+.PHONY: install demo test test-all data enrich index synth sft rl eval all rl-check bench-decode bench-quality bench-sft bench-tune index-stats bench bench-embed lock clean
 
 install: $(VENV)/.installed
 
@@ -50,12 +50,23 @@ rl-check: install
 index-stats: install
 	$(PY) -m gream_pipeline.index.stats $(INDEX)
 
-bench: bench-embed bench-decode bench-quality
+bench: bench-embed bench-decode bench-sft bench-quality
 
-# Quality benchmark (hours; not in CI): bench_cpu experiment on Scientific + Instruments beside most-popular and
-# SASRec on the same split → bench/results.md. DATASETS="scientific" SASREC_MIN=30 ARGS="..." to narrow it.
+# Quality benchmark (~2 h; not in CI): bench_cpu experiment on Scientific + Instruments (parallel lanes, one thread
+# each) beside most-popular and SASRec on the same split → bench/results.md. DATASETS="scientific" SASREC_MIN=30
+# ARGS="..." to narrow it; INSTRUMENTS_ARGS caps Instruments' sequential examples so 2 epochs fit the SFT budget.
 bench-quality: install
 	bash bench/run_quality.sh
+
+# SFT step cost of the tiny model: size × batch × bf16/fp32 × threads, side by side (runs/bench/sft_throughput.json)
+bench-sft: install
+	$(PY) bench/sft_throughput.py $(BENCH_ARGS)
+
+# Index A/B on Scientific: sentence-encoder vs collaborative semantic IDs, two 15-min SFT lanes side by side,
+# scored on 1,000 validation users (runs/tune-*/eval/metrics.json)
+bench-tune: install
+	mkdir -p runs; bash bench/tune_lane.sh tune-sentence > runs/tune-sentence.log 2>&1 & \
+	bash bench/tune_lane.sh tune-collab index.embedder=collaborative > runs/tune-collab.log 2>&1 & wait
 
 # users/s of the trie beam fast path vs generate(prefix_allowed_tokens_fn) on the same model and users
 bench-decode: install

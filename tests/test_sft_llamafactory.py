@@ -18,6 +18,7 @@ from gream_pipeline.sft.llamafactory_glue import (
     LlamaFactoryArgsError,
     emit_dataset,
     llamafactory_args,
+    make_batches,
     validate_args,
     write_yaml,
 )
@@ -161,6 +162,46 @@ def test_emitted_file_and_padding(tmp_path):
     assert (tmp_path / "curriculum.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="empty"):
         emit_dataset(tmp_path, [{"system": "", "prompt": "q", "response": " "}], [], 4, 1, 1.5, 0)
+
+
+def _padded_tokens(batches, lengths):
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def test_length_grouped_batches_cut_padding_and_keep_every_example():
+    import random
+
+    rng_len = random.Random(3)
+    lengths = [rng_len.choice([20, 40, 400]) + rng_len.randrange(10) for _ in range(203)]
+    plain = make_batches(203, 8, random.Random(0))
+    rng = random.Random(0)
+    grouped, again = make_batches(203, 8, rng, lengths, 5), make_batches(203, 8, rng, lengths, 5)
+    for batches in (plain, grouped, again):
+        assert all(len(b) == 8 for b in batches) and len(batches) == 26
+        assert {i for b in batches for i in b} == set(range(203))
+    # mixed lengths: random batches almost always hold a long example, grouped ones mostly do not
+    assert _padded_tokens(grouped, lengths) < 0.6 * _padded_tokens(plain, lengths)
+    assert sorted(map(sorted, grouped)) != sorted(map(sorted, again))  # membership is re-drawn every epoch
+
+
+def test_time_budget_stops_lf_and_saves_the_model(trained):
+    """`python -m gream_pipeline.sft.budget` runs LF's run_exp with the budget callback: a zero budget stops after
+    the first optimizer step, and LF still saves a loadable model."""
+    import subprocess
+    import sys
+
+    args = {**trained["args"], "output_dir": str(trained["root"] / "budget_out"), "save_strategy": "no"}
+    args.pop("save_steps", None)
+    path = write_yaml(args, trained["root"] / "budget.yaml")
+    proc = subprocess.run([sys.executable, "-m", "gream_pipeline.sft.budget", str(path), "0"], capture_output=True,
+                          text=True, env={**__import__("os").environ, "DISABLE_VERSION_CHECK": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((trained["root"] / "budget_out" / "budget.json").read_text())
+    assert report["stopped_by_budget"] is True and report["stopped_at_step"] == report["global_step"] == 1
+    assert report["max_steps"] == trained["summary"]["num_steps"]
+    assert (trained["root"] / "budget_out" / "model.safetensors").is_file()
+    bad = subprocess.run([sys.executable, "-m", "gream_pipeline.sft.budget", str(path)], capture_output=True, text=True)
+    assert bad.returncode == 2
 
 
 def gpu_args(tmp_path, **extra):

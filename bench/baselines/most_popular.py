@@ -112,8 +112,10 @@ def evaluate(order: Sequence[int], examples: Sequence[dict], metrics: ModuleType
     return {k: round(v, 6) for k, v in res.items()}
 
 
-def run(data_dir: Path, exclude_history: bool = False, ks: Sequence[int] = KS) -> dict:
-    """All most-popular results for one data-stage output dir."""
+def run(data_dir: Path, exclude_history: bool = False, ks: Sequence[int] = KS, first_n_test: int | None = None
+        ) -> dict:
+    """All most-popular results for one data-stage output dir; ``first_n_test`` adds ``test_first_n``: the
+    metrics on the first N rows of ``test.jsonl`` (the users gream's ``eval.max_users`` evaluates)."""
     t0 = time.perf_counter()
     metrics = load_metrics()
     d = load_split(data_dir)
@@ -136,6 +138,9 @@ def run(data_dir: Path, exclude_history: bool = False, ks: Sequence[int] = KS) -
         "test_train_valid_counts": evaluate(tv_order, d["test"], metrics, ks, exclude_history),
         "top10_train_counts": train_order[:10],
     }
+    if first_n_test:
+        res["test_first_n"] = {"n": len(d["test"][:first_n_test]),
+                               **evaluate(train_order, d["test"][:first_n_test], metrics, ks, exclude_history)}
     res["wall_time_s"] = round(time.perf_counter() - t0, 3)
     return res
 
@@ -154,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset-dir", type=Path, required=True, help="runs/<run>/data (data-stage output)")
     ap.add_argument("--out", type=Path, help="result JSON (default: <dataset-dir>/../baselines/most_popular.json)")
     ap.add_argument("--exclude-history", action="store_true", help="mask each user's history items (not default)")
+    ap.add_argument("--first-n-test", type=int, help="also report the first N test users (gream's eval.max_users)")
     args = ap.parse_args(argv)
     out = args.out or args.dataset_dir.resolve().parent / "baselines" / (
         "most_popular" + ("_exclude_history" if args.exclude_history else "") + ".json")
-    res = run(args.dataset_dir, exclude_history=args.exclude_history)
+    res = run(args.dataset_dir, exclude_history=args.exclude_history, first_n_test=args.first_n_test)
     write_json_atomic(res, out)
     print(json.dumps({k: res[k] for k in ("valid", "test", "test_train_valid_counts", "wall_time_s")}, indent=1))
     print(f"wrote {out}", file=sys.stderr)

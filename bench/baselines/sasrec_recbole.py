@@ -177,22 +177,34 @@ def make_trainer_class(base):
     return TimedTrainer
 
 
-def gream_metrics_on(trainer, loader, torch) -> dict[str, float]:
-    """Recompute test metrics from the loaded model's top-10 with gream_pipeline/eval/metrics.py."""
+def gream_metrics_on(trainer, loader, torch, first_users: Sequence[str] | None = None
+                     ) -> tuple[dict[str, float], dict | None]:
+    """Recompute test metrics from the loaded model's top-10 with gream_pipeline/eval/metrics.py; with
+    ``first_users`` (user tokens of the first N rows of our test.jsonl) also the metrics on those users only."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from most_popular import load_metrics
     metrics = load_metrics()
     dataset = loader._dataset
     i_tok = dataset.field2id_token[dataset.iid_field]
+    u_tok = dataset.field2id_token[dataset.uid_field]
     trainer.model.eval()
-    rankings, targets = [], []
+    rankings, targets, users = [], [], []
     with torch.no_grad():
         for batch in loader:
-            _, scores, _, pos_i = trainer._full_sort_batch_eval(batch)
+            interaction, scores, _, pos_i = trainer._full_sort_batch_eval(batch)
             top = torch.topk(scores, max(KS), dim=1).indices.numpy()
             rankings.extend([[str(x) for x in i_tok[row]] for row in top])
             targets.extend(str(x) for x in i_tok[pos_i.numpy()])
-    return {k: round(v, 6) for k, v in metrics.ranking_metrics(rankings, targets, KS).items()}
+            users.extend(str(x) for x in u_tok[interaction[dataset.uid_field].numpy()])
+    full = {k: round(v, 6) for k, v in metrics.ranking_metrics(rankings, targets, KS).items()}
+    if not first_users:
+        return full, None
+    row = {u: i for i, u in enumerate(users)}
+    missing = [u for u in first_users if u not in row]
+    if missing:
+        raise RuntimeError(f"{len(missing)} of our first test users are not in RecBole's test loader: {missing[:5]}")
+    sub = metrics.ranking_metrics([rankings[row[u]] for u in first_users], [targets[row[u]] for u in first_users], KS)
+    return full, {"n": len(first_users), **{k: round(v, 6) for k, v in sub.items()}}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -247,7 +259,9 @@ def run(args: argparse.Namespace) -> dict:
     best_valid = trainer.best_valid_result
     test_result = trainer.evaluate(test_data, load_best_model=True, model_file=trainer.saved_model_file,
                                    show_progress=False)
-    cross = gream_metrics_on(trainer, test_data, torch)
+    first_users = [str(ex["user"]) for ex in read_jsonl(data_dir / "test.jsonl")[:args.first_n_test]] \
+        if args.first_n_test else None
+    cross, first_n = gream_metrics_on(trainer, test_data, torch, first_users)
     train_times = [e["train_s"] for e in trainer.epoch_log]
     best_epoch = max(trainer.epoch_log, key=lambda e: e.get("valid", {}).get("ndcg@10", -1.0))["epoch"]
     return {
@@ -267,6 +281,7 @@ def run(args: argparse.Namespace) -> dict:
         "valid": {k: round(float(v), 6) for k, v in (best_valid or {}).items()},
         "test": {k: round(float(v), 6) for k, v in test_result.items()},
         "test_gream_metrics": cross,
+        **({"test_first_n": first_n} if first_n else {}),
         "best_epoch": best_epoch, "epochs_run": len(trainer.epoch_log), "stopped_by": stopped_by,
         "epoch_log": trainer.epoch_log,
         "mean_train_epoch_s": round(sum(train_times) / max(len(train_times), 1), 2),
@@ -298,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--first-n-test", type=int, help="also report the first N test users (gream's eval.max_users)")
     args = ap.parse_args(argv)
     args.out = args.out or args.dataset_dir.resolve().parent / "baselines" / "sasrec_recbole.json"
     res = run(args)

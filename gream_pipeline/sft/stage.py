@@ -74,14 +74,18 @@ def lf_args(cfg: DictConfig, model_dir: Path, dataset_dir: Path, output_dir: Pat
         finetuning_type=str(sft.finetuning_type), logging_steps=int(sft.logging_steps),
         save_steps=steps_per_epoch if sft.checkpoint_every_epoch else None, seed=int(cfg.seed),
         lr_scheduler_type=str(sft.lr_scheduler_type), warmup_ratio=float(sft.warmup_ratio),
-        extra=OmegaConf.to_container(sft.extra, resolve=True))
+        gradient_checkpointing=bool(sft.gradient_checkpointing), extra=OmegaConf.to_container(sft.extra, resolve=True))
 
 
-def train(yaml_path: Path, log_path: Path) -> None:
-    """Run ``llamafactory-cli train`` on the YAML in a subprocess; its output is shown and kept in ``log_path``."""
+def train(yaml_path: Path, log_path: Path, budget_s: float | None = None) -> None:
+    """Run ``llamafactory-cli train`` on the YAML in a subprocess; its output is shown and kept in ``log_path``.
+    With ``budget_s`` LF runs through ``run_exp`` with a wall-clock budget callback (:mod:`.budget`)."""
     env = {**os.environ, "DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-c", "import sys; from llamafactory.cli import main; sys.exit(main())", "train",
-           str(yaml_path)]
+    if budget_s is None:
+        cmd = [sys.executable, "-c", "import sys; from llamafactory.cli import main; sys.exit(main())", "train",
+               str(yaml_path)]
+    else:
+        cmd = [sys.executable, "-m", "gream_pipeline.sft.budget", str(yaml_path), str(float(budget_s))]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
         for line in proc.stdout:
@@ -134,7 +138,8 @@ def run_sft(cfg: DictConfig, out: Path) -> dict:
     id_tokens = _read(stage_dir(cfg, "index") / "vocab.json")
     base, model_info, token_args = prepare(cfg, out, id_tokens, align, reason)
     batch = global_batch_size(int(sft.per_device_batch), int(sft.grad_accum), int(sft.world_size))
-    emitted = emit_dataset(out / "dataset", align, reason, batch, int(sft.epochs), float(sft.gamma), int(cfg.seed))
+    emitted = emit_dataset(out / "dataset", align, reason, batch, int(sft.epochs), float(sft.gamma), int(cfg.seed),
+                           length_grouped=bool(sft.length_grouped_batches))
     final = stage_dir(cfg, "sft")
     args = {**lf_args(cfg, base, out / "dataset", out / "model", emitted["steps_per_epoch"]), **token_args}
     try:
@@ -149,9 +154,12 @@ def run_sft(cfg: DictConfig, out: Path) -> dict:
               "model": model_info}
     if sft.launch == "run":
         write_yaml(args, out / ".sft.run.yaml")
-        train(out / ".sft.run.yaml", out / "llamafactory.log")
+        budget = None if sft.time_budget_min is None else 60.0 * float(sft.time_budget_min)
+        train(out / ".sft.run.yaml", out / "llamafactory.log", budget)
         (out / ".sft.run.yaml").unlink()
         counts["loss"] = loss_summary(out / "model" / "trainer_log.jsonl")
+        if (out / "model" / "budget.json").is_file():
+            counts["time_budget"] = _read(out / "model" / "budget.json")
     write_json_atomic(out / "summary.json", counts)
     return counts
 
