@@ -26,8 +26,10 @@ SIZES = {  # name: (hidden, layers, heads, kv_heads, intermediate)
 }
 
 
-def step_seconds(size: str, batch: int, seq_len: int, vocab: int, bf16: bool, threads: int, steps: int) -> float:
-    """Median seconds of one optimizer step (after one warm-up step)."""
+def step_seconds(size: str, batch: int, seq_len: int, vocab: int, bf16: bool, threads: int, steps: int,
+                 grad_ckpt: bool = False) -> float:
+    """Median seconds of one optimizer step (after one warm-up step); ``grad_ckpt`` turns on gradient
+    checkpointing as LLaMA-Factory does by default."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     hidden, layers, heads, kv, inter = SIZES[size]
@@ -35,6 +37,10 @@ def step_seconds(size: str, batch: int, seq_len: int, vocab: int, bf16: bool, th
                                          num_attention_heads=heads, num_key_value_heads=kv, head_dim=hidden // heads,
                                          intermediate_size=inter, max_position_embeddings=1024,
                                          tie_word_embeddings=True))
+    if grad_ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+        model.enable_input_require_grads()
+    model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ids = torch.randint(0, vocab, (batch, seq_len))
     labels = ids.clone()
@@ -61,18 +67,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--sizes", nargs="+", default=list(SIZES))
     ap.add_argument("--batches", nargs="+", type=int, default=[16, 64])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--grad-ckpt", nargs="+", type=int, default=[0], help="0/1: gradient checkpointing off/on")
+    ap.add_argument("--precisions", nargs="+", default=["bf16", "fp32"])
     ap.add_argument("--out", type=Path, default=Path("runs/bench/sft_throughput.json"))
     args = ap.parse_args(argv)
     rows = []
     for size in args.sizes:
         for batch in args.batches:
-            for bf16 in (True, False):
+            for precision in args.precisions:
                 for threads in args.threads:
-                    s = step_seconds(size, batch, args.seq_len, args.vocab, bf16, threads, args.steps)
-                    row = {"size": size, "batch": batch, "bf16": bf16, "threads": threads, "seq_len": args.seq_len,
-                           "step_s": round(s, 4), "examples_per_s": round(batch / s, 1)}
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
+                    for ckpt in args.grad_ckpt:
+                        bf16 = precision == "bf16"
+                        s = step_seconds(size, batch, args.seq_len, args.vocab, bf16, threads, args.steps, bool(ckpt))
+                        row = {"size": size, "batch": batch, "bf16": bf16, "threads": threads, "grad_ckpt": bool(ckpt),
+                               "seq_len": args.seq_len, "step_s": round(s, 4), "examples_per_s": round(batch / s, 1)}
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
     return rows

@@ -66,6 +66,15 @@ def test_most_popular_metrics_hand_computed(tmp_path):
     assert res["n_items"] == 9 and res["n_test"] == 3 and res["n_valid"] == 3
 
 
+def test_most_popular_first_n_test_users(tmp_path):
+    """`first_n_test` scores the first N rows of test.jsonl (the users gream's eval.max_users covers)."""
+    res = mp.run(_write_data_dir(tmp_path, INTER), first_n_test=2)
+    # first two test users a→4 (rank 3), b→1 (rank 2): recall@1 0, recall@5 1, ndcg@5 mean of 1/log2(5), 1/log2(4)
+    assert res["test_first_n"]["n"] == 2 and res["test_first_n"]["recall@5"] == 1.0
+    assert res["test_first_n"]["ndcg@5"] == pytest.approx((1 / math.log2(5) + 1 / math.log2(4)) / 2, abs=1e-6)
+    assert "test_first_n" not in mp.run(_write_data_dir(tmp_path / "x", INTER))
+
+
 def test_most_popular_exclude_history(tmp_path):
     res = mp.run(_write_data_dir(tmp_path, INTER), exclude_history=True)
     # test a: history [1,2,3,1] masked → 4 first; b: history {2,3,5} → 1 first; c: {3,2,1,6}… target 3 is masked

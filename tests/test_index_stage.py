@@ -41,7 +41,7 @@ def test_sentence_index_on_scientific_subset(scientific, tmp_path):
     folder = subset_lcrec(scientific, "Scientific", tmp_path / "Sci", num_users=150)
     for stage in ("data", "index"):
         run_gream(f"stage={stage}", "dataset=lcrec", f"dataset.path={folder}", "index.codebook_size=16",
-                  runs_dir=tmp_path / "runs")
+                  "index.embedder=sentence", runs_dir=tmp_path / "runs")
     run_dir = tmp_path / "runs" / "demo_cpu-Sci"
     report = _report(run_dir)
     items = json.loads((folder / "Scientific.item.json").read_text())

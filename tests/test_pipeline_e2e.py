@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import run_gream, subset_lcrec
 
 TINY = [
-    "index.codebook_size=16",
+    "index.codebook_size=16", "index.embedder=sentence",  # the text path (the demo default is collaborative)
     "model.arch.hidden_size=64", "model.arch.num_hidden_layers=2", "model.arch.intermediate_size=128",
     "model.arch.vocab_size=1200",
     "sft.epochs=2", "sft.per_device_batch=8", "sft.lr=3e-3", "sft.logging_steps=1",
