@@ -14,7 +14,7 @@ THREADS=${THREADS:-1}
 # Per-dataset overrides (<DATASET>_ARGS): Instruments has 131.8k sequential examples, 4x Scientific's; this cap makes
 # its 2 SFT epochs fit the same budget, and its direct-mode evaluation covers the first 8,000 of 24,772 test users
 # (the baselines are scored on those users too).
-INSTRUMENTS_ARGS=${INSTRUMENTS_ARGS:-"sft.max_seqrec=36000 eval.max_users=8000"}
+INSTRUMENTS_ARGS=${INSTRUMENTS_ARGS:-"sft.max_seqrec=60000 eval.max_users=8000"}
 mkdir -p runs/bench
 bash bench/baselines/setup_recbole.sh
 
