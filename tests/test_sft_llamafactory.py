@@ -237,3 +237,16 @@ def test_validate_rejects_bad_configs(tmp_path):
         validate_args(gpu_args(tmp_path), batch_size=64)
     with pytest.raises(LlamaFactoryArgsError, match="not a local HF model directory"):
         validate_args(gpu_args(tmp_path), require_files=True)
+
+
+@pytest.mark.parametrize("budget, world_size", [(0, 1), (-5, 1), (30, 8)])
+def test_bad_time_budget_is_rejected_before_any_work(tmp_path, budget, world_size):
+    from omegaconf import OmegaConf
+
+    from gream_pipeline.errors import GreamError
+    from gream_pipeline.sft.stage import run_sft
+
+    cfg = OmegaConf.create({"sft": {"launch": "run", "time_budget_min": budget, "world_size": world_size}})
+    with pytest.raises(GreamError, match="sft.time_budget_min"):
+        run_sft(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -134,6 +134,9 @@ def run_sft(cfg: DictConfig, out: Path) -> dict:
     sft = cfg.sft
     if sft.launch not in ("run", "emit"):
         raise GreamError(f"sft.launch: {sft.launch!r} is not 'run' or 'emit'")
+    if sft.time_budget_min is not None and (float(sft.time_budget_min) <= 0 or int(sft.world_size) > 1):
+        raise GreamError(f"sft.time_budget_min={sft.time_budget_min}: must be > 0 minutes and needs world_size 1 "
+                         f"(it runs LLaMA-Factory in one process); got world_size {sft.world_size}")
     align, reason = build_examples(cfg)
     id_tokens = _read(stage_dir(cfg, "index") / "vocab.json")
     base, model_info, token_args = prepare(cfg, out, id_tokens, align, reason)
