@@ -65,7 +65,7 @@ bench-sft: install
 # Index A/B on Scientific: sentence-encoder vs collaborative semantic IDs, two 15-min SFT lanes side by side,
 # scored on 1,000 validation users (runs/tune-*/eval/metrics.json)
 bench-tune: install
-	mkdir -p runs; bash bench/tune_lane.sh tune-sentence > runs/tune-sentence.log 2>&1 & \
+	mkdir -p runs; bash bench/tune_lane.sh tune-sentence index.embedder=sentence > runs/tune-sentence.log 2>&1 & \
 	bash bench/tune_lane.sh tune-collab index.embedder=collaborative > runs/tune-collab.log 2>&1 & wait
 
 # users/s of the trie beam fast path vs generate(prefix_allowed_tokens_fn) on the same model and users
