@@ -22,9 +22,9 @@ mkdir -p runs/bench
 bash bench/baselines/setup_recbole.sh
 
 lane() {
-  local ds=$1 run="runs/${EXPERIMENT}-$1" t0 extra
+  local ds=$1 run="runs/${EXPERIMENT}-$1" t0 var="${1^^}_ARGS"
   t0=$(date +%s)
-  extra=$(eval "echo \${${ds^^}_ARGS:-}")
+  local extra=${!var:-}
   OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS .venv/bin/gream stage=all "experiment=${EXPERIMENT}" \
     "dataset=${ds}" "rl.trl.torch_num_threads=${THREADS}" "eval.engine.num_threads=${THREADS}" $extra ${ARGS:-}
   local n
