@@ -85,3 +85,11 @@ clean:
 	rm -rf runs
 
 include bench/baselines/Makefile.inc
+
+# sft.seqrec_format side by side on Scientific (sequence vs per_target rows): tokens per target, loss-token share,
+# targets supervised per second in real LLaMA-Factory steps on one thread (runs/bench/seqrec_format.json, ~6 min)
+.PHONY: bench-seqrec
+bench-seqrec: install
+	$(GREAM) stage=data experiment=demo_cpu dataset=scientific
+	$(GREAM) stage=index experiment=demo_cpu dataset=scientific
+	$(PY) bench/seqrec_format.py $(BENCH_ARGS)

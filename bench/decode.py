@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 
 from gream_pipeline.eval.beam import generate_beam_baseline, trie_beam_search  # noqa: E402
 from gream_pipeline.eval.prompts import default_direct_prompt, render  # noqa: E402
-from gream_pipeline.eval.tiny import DEFAULT_TEXT, build_tiny_model, fake_examples, fake_index  # noqa: E402
 from gream_pipeline.eval.trie import IDCatalog, TokenTrie, token_ids_for  # noqa: E402
+from tests.fixtures.tiny import DEFAULT_TEXT, build_tiny_model, fake_examples, fake_index  # noqa: E402
 
 SCIENTIFIC_ITEMS = Path("/work/shared/datasets/Scientific/Scientific.item.json")
 

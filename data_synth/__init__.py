@@ -4,7 +4,8 @@ Public API: ``run_synth(items, train_examples, index, out_dir, cfg) -> dict`` an
 OpenAI-compatible endpoint (``cfg.base_url``), or offline with deterministic templates when no endpoint is set.
 Module map: ``config`` (SynthConfig), ``prompts`` (versioned prompts), ``validate`` (output checks), ``store``
 (crash-safe JSONL store), ``client`` (async OpenAI client, retries, budget), ``offline`` (templates), ``jobs``
-(tasks), ``runner`` (run_synth), ``testing`` (fault-injecting OpenAI-compatible server, toy data).
+(tasks), ``runner`` (run_synth). Test fixtures (a fault-injecting OpenAI-compatible
+server, toy data) live in ``tests/fixtures/servers.py``.
 """
 
 from .config import SynthConfig

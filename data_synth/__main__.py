@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import SynthConfig
+from .config import SynthConfig, recipe_defaults
 from .runner import format_summary, run_synth
 
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default="")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    values = {"base_url": args.base_url, "model": args.model}
+    values = {**recipe_defaults(), "base_url": args.base_url, "model": args.model}
     for item in args.set:
         key, _, raw = item.partition("=")
         values[key.strip()] = _value(raw)

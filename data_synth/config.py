@@ -8,57 +8,68 @@ The API key itself is never part of the config: only the *name* of the environme
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
-from .prompts import ENRICH_PROMPT_VERSION, REASON_PROMPT_VERSION
 from .validate import Limits
 
 JOBS = ("enrich", "reason")
+RECIPES = Path(os.environ.get("GREAM_RECIPES", Path(__file__).resolve().parents[1] / "recipes"))
+
+
+def recipe_defaults(config: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The ``synth:`` section of the root recipe (default ``$GREAM_RECIPES/config.yaml``, else the repository's
+    ``recipes/config.yaml``): a value for every ``SynthConfig`` field, for callers outside the Hydra pipeline."""
+    from omegaconf import OmegaConf
+
+    section = OmegaConf.load(Path(config) if config else RECIPES / "config.yaml").synth
+    return OmegaConf.to_container(section, resolve=True)
 
 
 @dataclass
 class SynthConfig:
+    """Every field is required; the defaults live in ``recipes/config.yaml`` (``synth:``, see ``recipe_defaults``)."""
+
     # endpoint (any OpenAI-compatible server: OpenAI, vLLM, SGLang)
-    base_url: str = ""
-    model: str = ""
-    api_key_env: str = "OPENAI_API_KEY"  # name of the env var; a dummy key is used when it is unset
-    offline: bool | None = None  # None: offline iff base_url is empty
+    base_url: str
+    model: str
+    api_key_env: str  # name of the env var; a dummy key is used when it is unset
+    offline: bool | None  # None: offline iff base_url is empty
     # request parameters (None: not sent)
-    temperature: float | None = None
-    max_output_tokens: int | None = None
-    extra_body: dict[str, Any] = field(default_factory=dict)
+    temperature: float | None
+    max_output_tokens: int | None
+    extra_body: dict[str, Any]
     # transport
-    concurrency: int = 8
-    timeout: float = 120.0  # seconds per request
-    max_retries: int = 6  # per request: timeouts, connection errors, 408/409/429/5xx, malformed bodies
-    backoff_base: float = 1.0  # seconds; exponential with jitter, capped at backoff_max
-    backoff_max: float = 60.0  # also caps Retry-After
-    max_invalid_retries: int = 2  # extra completions after an output fails validation, then rejected
+    concurrency: int
+    timeout: float  # seconds per HTTP attempt
+    max_retries: int  # per completion: the SDK's transport retries plus retries of malformed bodies
+    max_invalid_retries: int  # extra completions after an output fails validation, then rejected
     # budget (None: unlimited); checked before each request, so in-flight requests may overshoot by < concurrency
-    max_requests: int | None = None
-    max_tokens: int | None = None
-    price_prompt_per_mtok: float = 0.0  # USD per 1M tokens, for the running cost estimate only
-    price_completion_per_mtok: float = 0.0
+    max_requests: int | None
+    max_tokens: int | None
+    price_prompt_per_mtok: float  # USD per 1M tokens, for the running cost estimate only
+    price_completion_per_mtok: float
     # jobs
-    jobs: tuple[str, ...] = ("enrich", "reason")
-    max_users: int | None = None  # None: every training user (one sample each: the user's last training example)
-    max_items: int | None = None  # None: every item with some text
-    reason_prompt_version: str = REASON_PROMPT_VERSION
-    enrich_prompt_version: str = ENRICH_PROMPT_VERSION
-    desc_chars: int = 200  # description characters per item in reasoning prompts
+    jobs: tuple[str, ...]
+    max_users: int | None  # None: every training user (one sample each: the user's last training example)
+    max_items: int | None  # None: every item with some text
+    reason_prompt_version: str  # a key of data_synth.prompts' registries
+    enrich_prompt_version: str
+    desc_chars: int  # description characters per item in reasoning prompts
     # validation limits
-    max_reason_chars: int = 8000
-    min_step_chars: int = 20
-    max_step_chars: int = 3000
-    min_enrich_chars: int = 40
-    max_enrich_chars: int = 2000
+    max_reason_chars: int
+    min_step_chars: int
+    max_step_chars: int
+    min_enrich_chars: int
+    max_enrich_chars: int
     # storage / UI
-    store_name: str = "store.jsonl"  # inside out_dir, unless store_path is set
-    store_path: str = ""  # a store outside out_dir (e.g. a persistent cache when out_dir is a temp stage dir)
-    fsync: bool = True  # fsync each LLM record (offline runs sync in batches of sync_every)
-    sync_every: int = 1000
-    progress: bool = True
+    store_name: str  # inside out_dir, unless store_path is set
+    store_path: str  # a store outside out_dir (e.g. a persistent cache when out_dir is a temp stage dir)
+    fsync: bool  # fsync each LLM record (offline runs sync in batches of sync_every)
+    sync_every: int
+    progress: bool
 
     def __post_init__(self) -> None:
         self.jobs = tuple(self.jobs)
@@ -89,16 +100,16 @@ class SynthConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "SynthConfig":
-        """Build from a plain mapping (e.g. a resolved Hydra node); unknown keys raise."""
+        """Build from a plain mapping holding every field (e.g. a resolved Hydra node); unknown or missing keys
+        raise ``ValueError``."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
+        unknown, missing = set(values) - names, names - set(values)
         if unknown:
             raise ValueError(f"unknown SynthConfig keys {sorted(unknown)}")
+        if missing:
+            raise ValueError(f"missing SynthConfig keys {sorted(missing)}")
         values = dict(values)
-        if "extra_body" in values and values["extra_body"] is not None:
-            values["extra_body"] = dict(values["extra_body"])
-        if values.get("extra_body") is None:
-            values.pop("extra_body", None)
+        values["extra_body"] = dict(values["extra_body"] or {})
         return cls(**values)
 
     def public(self) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,8 +38,6 @@ from .validate import Invalid
 REASONING_FILE = "reasoning.jsonl"
 ENRICHED_FILE = "enriched_items.json"
 REJECTED_FILE = "rejected.jsonl"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 class _Tally:
@@ -147,17 +145,19 @@ async def _run_online(tasks: Sequence[Task], store: Store, cfg: SynthConfig, tal
 
 
 def _write_atomic(path: Path, lines: Iterable[str]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write to a fresh temporary file beside ``path``, fsync, rename over ``path``. The file is created with mode
+    0o644 (the kernel applies the process umask, as for any new file); nothing here is private."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             for line in lines:
                 handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -27,12 +27,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Container, Sequence
 
+from gream_pipeline import semantic_ids
+
 from .prompts import ANSWER_CLOSE, ANSWER_OPEN, REWRITE_HEADING, STEP_HEADINGS, THINK_CLOSE, THINK_OPEN
 
-TOKEN = re.compile(r"<[a-z]_\d+>")
-ID_RUN = re.compile(r"(?:<[a-z]_\d+>\s*)*<[a-z]_\d+>")
-LOOSE_TOKEN = re.compile(r"<\s*\|?\s*[a-zA-Z]_\d+\s*\|?\s*>")
-_SPLIT_ID = re.compile(r"(?=<a_\d+>)")
+# Token grammar: gream_pipeline.semantic_ids (one home); the short names are kept for importers.
+TOKEN = semantic_ids.TOKEN_RE
+ID_RUN = semantic_ids.TOKEN_RUN_RE
+LOOSE_TOKEN = semantic_ids.ID_LIKE_RE
 _THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
 _EMPHASIS = re.compile(r"\*\*|__")
 
@@ -67,8 +69,7 @@ class ReasonParse:
 
 def split_ids(run: str) -> list[str]:
     """A run of ID tokens (whitespace allowed between tokens) → ID strings; a new ID starts at each ``<a_…>``."""
-    tokens = "".join(TOKEN.findall(run))
-    return [s for s in _SPLIT_ID.split(tokens) if s]
+    return semantic_ids.split_ids(run)
 
 
 def ids_in(text: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""The pipeline: stages registered in order (data → enrich → index → synth → sft → rl → eval)."""
+"""The pipeline: every stage registered; the order (data → [enrich] → index → synth → sft → rl → eval) is derived
+from what each stage consumes (:func:`gream_pipeline.stages.topological_order`)."""
 
 from gream_pipeline.data.stage import DATA
 from gream_pipeline.eval.stage import EVAL
@@ -8,5 +9,4 @@ from gream_pipeline.sft.stage import SFT
 from gream_pipeline.stages import register
 from gream_pipeline.synth.stage import ENRICH, SYNTH
 
-for _stage in (DATA, ENRICH, INDEX, SYNTH, SFT, RL, EVAL, RL_CHECK):
-    register(_stage)
+register(DATA, ENRICH, INDEX, SYNTH, SFT, RL, EVAL, RL_CHECK)

@@ -39,13 +39,43 @@ def print_summary(cfg: DictConfig, stages: list[str], console: Console | None = 
         metrics = json.loads(metrics_path.read_text())
         table = Table(title=f"{cfg.dataset.name}, {metrics.get('split')} split: direct mode "
                             f"{metrics.get('direct_users')} users, reasoning mode {metrics.get('reason_users')} users")
+        table.add_column("")
         for _, _, label in HEADLINE:
             table.add_column(label)
-        table.add_row(*(_fmt(metrics.get(mode, {}).get(key)) for mode, key, _ in HEADLINE))
+        table.add_row("gream", *(_fmt(metrics.get(mode, {}).get(key)) for mode, key, _ in HEADLINE))
+        if metrics.get("most_popular"):
+            table.add_row("most-popular", *(_fmt(metrics["most_popular"].get(key)) if mode == "direct" else ""
+                                            for mode, key, _ in HEADLINE))
         console.print(table)
+        console.print(most_popular_line(metrics))
         console.print(f"report: {run_dir / 'eval' / 'report.md'}")
+    cut = training_cut_short(run_dir)
+    if cut:
+        console.print(f"[bold yellow]{cut}[/]")
     for name, files in (("index", ["report.json", "code_usage.png"]), ("sft", ["dataset/curriculum.png",
                         "model/training_loss.png"]), ("rl", ["reward_kept.png", "rl_summary.json"])):
         found = [str(run_dir / name / f) for f in files if (run_dir / name / f).is_file()]
         if found:
             console.print(f"{name}: " + ", ".join(found))
+
+
+def most_popular_line(metrics: dict) -> str:
+    """gream beside most-popular on the same users: Recall@10 with its 95 % interval, ratio and paired difference."""
+    vs, ci = metrics.get("vs_most_popular"), metrics.get("recall@10_ci95")
+    if not vs or ci is None:
+        return ""
+    ours = metrics.get("direct", {}).get("recall@10")
+    return (f"most-popular is scored on the same {vs['users']} users. gream Recall@10 {_fmt(ours)} "
+            f"(95 % CI {ci[0]:.4f}–{ci[1]:.4f}) = {vs['ratio']}× most-popular; paired difference {vs['diff']:+.4f} "
+            f"(95 % CI {vs['lo']:+.4f} to {vs['hi']:+.4f})")
+
+
+def training_cut_short(run_dir: Path) -> str:
+    """A plain warning when a wall-clock guard stopped SFT before its planned steps, else ''."""
+    manifest = read_manifest(run_dir / "sft") or {}
+    budget = manifest.get("counts", {}).get("time_budget") or {}
+    if not budget.get("stopped_by_budget"):
+        return ""
+    return (f"WARNING: the SFT time guard ({budget['budget_s'] / 60:.0f} min) stopped training at step "
+            f"{budget['stopped_at_step']} of {budget['max_steps']}: the metrics above are of an under-trained model "
+            f"(the machine was slower than planned; re-run with a larger sft.time_budget_min)")

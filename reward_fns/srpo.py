@@ -4,6 +4,7 @@ Pure numpy, no framework import (verl glue lives in :mod:`reward_fns.verl_plugin
 
 Conventions (docs/CONVENTIONS.md): an item ID is a list of tokens ``<a_12><b_200>…``; ``H`` is the number of tokens
 of the *target* ID (every position counts, including a conflict slot ``<e_…>``), so exact match ⇔ reward 1.
+Rollouts are parsed by :func:`gream_pipeline.semantic_ids.parse_answer` (re-exported here), the rule evaluation uses.
 
 Group statistics follow verl 0.9.1's GRPO (``core_algos.compute_grpo_outcome_advantage`` and its vectorised twin):
 the group std is the *unbiased* sample std (``torch.std``, ddof = 1), the normaliser is ``std + eps``, and a group
@@ -13,14 +14,21 @@ with a single rollout uses mean 0 and std 1. With these conventions SRPO with a 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
-ID_TOKEN_RE = re.compile(r"<[a-z]_\d+>")
-_BARE_ID_RE = re.compile(r"\s*(?:<[a-z]_\d+>\s*)+")
-_OPEN, _CLOSE = "<answer>", "</answer>"
+# parse_answer is re-exported: the reward and evaluation share ONE answer rule (stdlib-only module).
+from gream_pipeline.semantic_ids import TOKEN_RE, parse_answer, parse_tokens
+
+__all__ = [
+    "DEFAULT_BETA", "DEFAULT_K", "ID_TOKEN_RE", "grpo_advantages", "grpo_advantages_batched", "id_tokens",
+    "keep_group", "keep_mask", "parse_answer", "prefix_len", "residual_reward", "srpo_advantages",
+    "srpo_advantages_batched", "success_prob",
+]
+
+#: Canonical ID token (the grammar and the answer rule live in :mod:`gream_pipeline.semantic_ids`).
+ID_TOKEN_RE = TOKEN_RE
 
 DEFAULT_BETA = 0.5
 #: The paper does not state k (eq. 15). k = G would make the bonus vanish (ρ ∈ {0, 1} ⇒ σ = 0) and k = 1 turns it into
@@ -31,26 +39,6 @@ DEFAULT_K = 4
 # ----------------------------------------------------------------------------------------------- parsing
 
 
-def parse_answer(text: object) -> list[str] | None:
-    """ID tokens of the last ``<answer>…</answer>`` block, or of a bare direct-mode output; else ``None``.
-
-    * With at least one complete answer block: the tokens matching ``<[a-z]_\\d+>`` inside the last one
-      (``None`` if it holds no ID token).
-    * Without one: the whole text is parsed only if it consists of ID tokens and whitespace (direct mode).
-    * Anything else (including non-``str`` input) → ``None``. Never raises.
-    """
-    if not isinstance(text, str):
-        return None
-    end = text.rfind(_CLOSE)
-    start = text.rfind(_OPEN, 0, end) if end >= 0 else -1
-    if start >= 0:
-        tokens = ID_TOKEN_RE.findall(text, start + len(_OPEN), end)
-        return tokens or None
-    if _BARE_ID_RE.fullmatch(text):
-        return ID_TOKEN_RE.findall(text)
-    return None
-
-
 def id_tokens(ground_truth: object) -> list[str]:
     """Target ID tokens from an ID string ``"<a_1><b_2>…"`` or a sequence of tokens (joined, then tokenised)."""
     if isinstance(ground_truth, str):
@@ -59,7 +47,7 @@ def id_tokens(ground_truth: object) -> list[str]:
         text = "".join(str(t) for t in ground_truth)
     else:
         raise TypeError(f"ground_truth must be an ID string or a token sequence, got {type(ground_truth).__name__}")
-    return ID_TOKEN_RE.findall(text)
+    return parse_tokens(text)
 
 
 # ----------------------------------------------------------------------------------------------- reward (13–14)

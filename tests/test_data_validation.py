@@ -50,9 +50,10 @@ def test_duplicate_keys_and_repeated_items(tmp_path):
     _expect(folder, "D.inter.json", "'u1'", "duplicate item id 0")
 
 
-def test_empty_title_and_bad_id(tmp_path):
+def test_empty_title_is_a_kept_gap_and_bad_id_an_error(tmp_path):
     folder = write_lcrec(tmp_path / "D", "D", GOOD, {**ITEMS, "4": {"title": "  ", "description": "d"}})
-    _expect(folder, "D.item.json", "item '4'", "empty title")
+    ds = load_lcrec(folder, "D")
+    assert ds.items[4] == {"title": "", "description": "d", "brand": "", "categories": ""}
     folder = write_lcrec(tmp_path / "E", "D", {"u1": [0, "x1"]}, ITEMS)
     _expect(folder, "D.inter.json", "'u1'", "'x1' is not an integer")
 

@@ -9,8 +9,8 @@ import torch
 from gream_pipeline.eval.beam import (generate_beam_baseline, score_all_ids, stepwise_trie_beam,
                                       trie_beam_search)
 from gream_pipeline.eval.prompts import default_direct_prompt, render
-from gream_pipeline.eval.tiny import build_tiny_model, fake_index
 from gream_pipeline.eval.trie import IDCatalog, TokenTrie, token_ids_for
+from tests.fixtures.tiny import build_tiny_model, fake_index
 
 
 @pytest.fixture(scope="module")

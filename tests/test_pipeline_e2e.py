@@ -12,7 +12,7 @@ TINY = [
     "model.arch.vocab_size=1200",
     "sft.epochs=2", "sft.per_device_batch=8", "sft.lr=3e-3", "sft.logging_steps=1",
     "sft.max_seqrec=240", "sft.max_item_tasks=64", "sft.max_preference=16", "sft.max_reason=16",
-    "rl.max_prompts=16", "rl.validate_users=10", "rl.validate_reason_users=2", "rl.validate_modes=[direct,reason]",
+    "rl.max_prompts=16", "rl.validate.users=10", "rl.validate.reason_users=2", "rl.validate.modes=[direct,reason]",
     "rl.trl.max_steps=2",
     "rl.trl.per_device_train_batch_size=16", "rl.trl.torch_num_threads=1",
     "eval.max_users=20", "eval.reason_max_users=2", "eval.n_samples=2", "eval.max_new_tokens=48",
@@ -50,7 +50,13 @@ def test_sft_checkpoint_tokenizer_and_falling_loss(pipeline_run):
     third = max(1, len(losses) // 3)
     assert sum(losses[-third:]) / third < sum(losses[:third]) / third
     summary = json.loads((run_dir / "sft" / "summary.json").read_text())
-    assert summary["examples"]["seqrec"] == 240 and summary["reason_examples"] == 16
+    assert summary["seqrec_format"] == "sequence" and summary["reason_examples"] == 16
+    train = [json.loads(line) for line in (run_dir / "data" / "train.jsonl").open()]
+    items_per_user: dict = {}
+    for ex in train:  # each user's training items: its first item plus every training target
+        items_per_user.setdefault(ex["user"], set()).update([ex["history"][0], ex["target"]])
+    assert summary["targets"]["seqrec"] == sum(map(len, items_per_user.values()))  # every training item, once
+    assert len(items_per_user) <= summary["examples"]["seqrec"] <= 240 and summary["cutoff"]["align"]["dropped_turns"] == 0
     assert (run_dir / "sft" / "sft.yaml").read_text().count(str(run_dir / "sft")) >= 3  # final paths
 
 

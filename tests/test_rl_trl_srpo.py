@@ -26,6 +26,7 @@ from reward_fns.srpo import (
     srpo_advantages,
     srpo_advantages_batched,
 )
+from tests.fixtures.configs import section, srpo_values
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -66,7 +67,7 @@ def _build_tiny(out: Path) -> Path:
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
-    """One torch thread: the model is tiny, and on a shared 2-core host OpenMP spinning makes 2 threads ~10x slower."""
+    """One torch thread: the model is tiny, so more threads only add OpenMP synchronisation."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -123,8 +124,8 @@ class CaptureTrainer(SRPOTrainer):
 def _run(tiny: Path, out: Path, reward_funcs=None, **cfg) -> tuple[dict, CaptureTrainer]:
     base = {"num_generations": G, "per_device_train_batch_size": 2 * G, "max_completion_length": 4,
             "learning_rate": 1e-3, "max_steps": 1, "seed": 0}
-    summary = train_srpo(tiny, _records(["flat", "mixed"]), out, {**base, **cfg}, reward_funcs=reward_funcs,
-                         trainer_cls=CaptureTrainer)
+    summary = train_srpo(tiny, _records(["flat", "mixed"]), out, srpo_values(**{**base, **cfg}),
+                         reward_funcs=reward_funcs, trainer_cls=CaptureTrainer)
     return summary, CaptureTrainer.instances[-1]
 
 
@@ -143,7 +144,7 @@ def test_rl_prompts_direct_and_reason():
                    "user": "5"}
     (rea,) = rl_prompts(examples, index, "reason")
     assert rea["prompt"][0] == {"role": "system", "content": REASON_SYSTEM}
-    assert rea["prompt"][1] == rec["prompt"][1]
+    assert rea["prompt"][1] == {"role": "user", "content": history_question(["<a_0><b_1>", "<a_1><b_0><c_2>"])}
     with pytest.raises(KeyError):
         rl_prompts([{"user": "u", "history": [3], "target": 7}], index)
     with pytest.raises(ValueError):
@@ -187,18 +188,23 @@ def test_verl_parquet_read_by_verl_dataset(tiny, tmp_path):
 # ----------------------------------------------------------------------------------------------- config, reward
 
 
-def test_config_defaults_and_validation(tmp_path):
-    cfg = make_config({"max_steps": 2}, tmp_path)
-    assert (cfg.num_generations, cfg.temperature, cfg.top_p, cfg.beta) == (10, 0.5, 1.0, 0.001)
-    assert (cfg.learning_rate, cfg.weight_decay, cfg.srpo_k, cfg.reward_beta) == (4e-6, 0.01, 4, 0.5)
-    assert cfg.loss_type == "grpo" and cfg.advantage == "srpo" and cfg.bf16 is False
-    assert cfg.gradient_checkpointing is False and cfg.use_vllm is False
+def test_config_from_the_recipe_and_validation(tmp_path):
+    cfg = make_config(srpo_values(max_steps=2), tmp_path)
+    recipe = section("rl.trl")
+    for key, value in recipe.items():
+        if key not in ("max_steps", "report_to"):
+            assert getattr(cfg, key) == value, key
+    assert cfg.max_steps == 2 and cfg.advantage == "srpo" and cfg.output_dir == str(tmp_path)
+    assert cfg.report_to in ("none", [], ["none"])  # TrainingArguments normalises "none"
+    assert (cfg.loss_type, cfg.bf16, cfg.gradient_checkpointing, cfg.use_vllm) == ("grpo", False, False, False)
     assert cfg.generation_batch_size % cfg.num_generations == 0
     assert cfg.model_init_kwargs == {"dtype": "float32"}
+    with pytest.raises(TypeError, match="srpo_k"):  # SRPO fields have no defaults: config.yaml holds them
+        make_config({k: v for k, v in srpo_values().items() if k != "srpo_k"}, tmp_path)
     with pytest.raises(ValueError, match="advantage"):
-        SRPOConfig(output_dir=str(tmp_path), advantage="ppo")
+        SRPOConfig(**srpo_values(output_dir=str(tmp_path), advantage="ppo"))
     with pytest.raises(ValueError, match="loss_type"):
-        SRPOConfig(output_dir=str(tmp_path), loss_type="sapo")
+        SRPOConfig(**srpo_values(output_dir=str(tmp_path), loss_type="sapo"))
 
 
 def test_srpo_reward_matches_residual_reward():
@@ -300,7 +306,7 @@ def test_train_srpo_end_to_end(tiny, tmp_path):
     records = _records([f"u{i}" for i in range(8)])
     cfg = {"num_generations": G, "per_device_train_batch_size": 4 * G, "max_completion_length": 6,
            "learning_rate": 1e-2, "max_steps": 3, "seed": 0, "generation_kwargs": _only_id_tokens(tiny)}
-    summary = train_srpo(tiny, records, out, cfg, trainer_cls=CaptureTrainer)
+    summary = train_srpo(tiny, records, out, srpo_values(**cfg), trainer_cls=CaptureTrainer)
     tr = CaptureTrainer.instances[-1]
 
     rows = _log_rows(out)
@@ -332,7 +338,7 @@ def test_reward_rises_on_fixed_target(tiny, tmp_path):
     out = tmp_path / "learn"
     cfg = {"num_generations": G, "per_device_train_batch_size": 4 * G, "max_completion_length": 6,
            "learning_rate": 1e-2, "max_steps": 20, "seed": 0, "generation_kwargs": _only_id_tokens(tiny)}
-    summary = train_srpo(tiny, _records([f"u{i}" for i in range(16)]), out, cfg)
+    summary = train_srpo(tiny, _records([f"u{i}" for i in range(16)]), out, srpo_values(**cfg))
     rewards = [r["reward_mean"] for r in _log_rows(out)]
     assert len(rewards) == 20
     assert np.mean(rewards[-5:]) > np.mean(rewards[:5]) + 0.15, rewards

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gream_pipeline.eval.tiny import id_tokens
 from gream_pipeline.sft.curriculum import schedule
 from gream_pipeline.sft.llamafactory_glue import (
     DATA_FILE,
@@ -23,6 +22,7 @@ from gream_pipeline.sft.llamafactory_glue import (
     write_yaml,
 )
 from gream_pipeline.sft.model_prep import prepare_model
+from tests.fixtures.tiny import id_tokens
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
         "intermediate_size": 128, "vocab_size": 400, "max_position_embeddings": 512}
@@ -231,6 +231,8 @@ def test_validate_rejects_bad_configs(tmp_path):
         validate_args(gpu_args(tmp_path, val_size=0.1, packing=True))
     with pytest.raises(LlamaFactoryArgsError, match="disable_shuffling"):
         validate_args(gpu_args(tmp_path, disable_shuffling=False))
+    with pytest.raises(LlamaFactoryArgsError, match="mask_history.*every turn but the last"):
+        validate_args(gpu_args(tmp_path, mask_history=True))  # would train sequence rows on their last turn only
     with pytest.raises(LlamaFactoryArgsError, match="num_train_epochs"):
         validate_args(gpu_args(tmp_path, num_train_epochs=3))
     with pytest.raises(LlamaFactoryArgsError, match="!= the emitted batch size 64"):
@@ -244,9 +246,11 @@ def test_bad_time_budget_is_rejected_before_any_work(tmp_path, budget, world_siz
     from omegaconf import OmegaConf
 
     from gream_pipeline.errors import GreamError
-    from gream_pipeline.sft.stage import run_sft
+    from gream_pipeline.sft.stage import SFT, run_sft
+    from gream_pipeline.stages import StageContext
 
-    cfg = OmegaConf.create({"sft": {"launch": "run", "time_budget_min": budget, "world_size": world_size}})
+    cfg = OmegaConf.create({"run_dir": str(tmp_path / "run"),
+                            "sft": {"launch": "run", "time_budget_min": budget, "world_size": world_size}})
     with pytest.raises(GreamError, match="sft.time_budget_min"):
-        run_sft(cfg, tmp_path / "out")
+        run_sft(StageContext(cfg, SFT, tmp_path / "out"))
     assert not (tmp_path / "out").exists()

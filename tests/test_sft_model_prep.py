@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from gream_pipeline.eval.tiny import id_tokens
 from gream_pipeline.sft.model_prep import CHAT_TEMPLATE, ModelPrepError, prepare_model
+from tests.fixtures.tiny import id_tokens
 
 IDS = id_tokens()  # <a_0>…<d_255> + <e_0>…<e_7>
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -101,3 +101,103 @@ def test_gguf_package_smollm2(tmp_path):
     batch = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     gen = model.generate(**batch, max_new_tokens=12, do_sample=False)
     assert "Paris" in tok.decode(gen[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+# ------------------------------------------------------------------ new ID-token rows: appended and spare rows
+SMALL_IDS = id_tokens(levels=2, codes=8, conflict=2)  # 18 tokens
+SPARE, SENTINEL = 10, 50.0  # spare rows beyond the tokenizer, holding a value no trained row has
+
+
+def _checkpoint_with_spare_rows(folder, tied: bool):
+    """A tiny pretrained-like Qwen3 checkpoint whose embeddings carry SPARE rows beyond len(tokenizer) (as Qwen3-4B's
+    151,936 rows for 151,669 tokens), the spare rows set to SENTINEL."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from tests.fixtures.tiny import build_tokenizer
+
+    tok = build_tokenizer(CORPUS, vocab_size=300, extra_tokens=())
+    cfg = Qwen3Config(vocab_size=len(tok) + SPARE, hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                      num_key_value_heads=2, head_dim=16, intermediate_size=128, tie_word_embeddings=tied,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(cfg)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[len(tok):] = SENTINEL
+        model.get_output_embeddings().weight[len(tok):] = SENTINEL
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder, len(tok), model
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_prepared_pretrained_model_initialises_appended_and_spare_rows_to_the_mean(tmp_path, tied):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ckpt, n_before, original = _checkpoint_with_spare_rows(tmp_path / "ckpt", tied)
+    out = prepare_model("local", tmp_path / "prepared", SMALL_IDS, path=str(ckpt))
+    tok, model = AutoTokenizer.from_pretrained(out), AutoModelForCausalLM.from_pretrained(out)
+    prep = json.loads((out / "prep.json").read_text())
+    n_after = n_before + len(SMALL_IDS)
+    assert prep["new_rows"]["spare_rows_reused"] == SPARE and prep["new_rows"]["rows_appended"] == len(SMALL_IDS) - SPARE
+    assert prep["new_rows"]["output_embeddings"] == ("tied" if tied else "initialised too")
+    ids = tok.convert_tokens_to_ids(SMALL_IDS)
+    assert sorted(ids) == list(range(n_before, n_after))  # the first SPARE of them sit on the spare rows
+    for new, old in ((model.get_input_embeddings().weight, original.get_input_embeddings().weight),
+                     (model.get_output_embeddings().weight, original.get_output_embeddings().weight)):
+        mean = old[:n_before].mean(dim=0)
+        torch.testing.assert_close(new[n_before:n_after], mean.expand(len(SMALL_IDS), -1))
+        torch.testing.assert_close(new[:n_before], old[:n_before])  # the trained rows are untouched
+        assert not (new == SENTINEL).any()
+
+
+def _lf_load(model_dir, token_args):
+    """The model and tokenizer exactly as LLaMA-Factory loads them for SFT (its loader + patcher)."""
+    from llamafactory.hparams import get_infer_args
+    from llamafactory.model import load_model, load_tokenizer
+
+    model_args, _, finetuning_args, _ = get_infer_args({"model_name_or_path": str(model_dir),
+                                                        "template": "qwen3_nothink", **token_args})
+    tok = load_tokenizer(model_args)["tokenizer"]
+    return tok, load_model(tok, model_args, finetuning_args, is_trainable=False)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_local_model_through_llamafactory_fillers_keep_id_tokens_off_spare_rows(tmp_path, tied):
+    """`local` models get their ID tokens from LF (add_tokens + resize_vocab). LF alone puts the first new tokens
+    on the spare rows and leaves them there (SENTINEL); with gream's fillers every ID token is appended and gets
+    LF's initialisation (mean of the previous rows + N(0, 1/d))."""
+    from gream_pipeline.sft.model_prep import lf_token_args
+
+    ckpt, n_before, original = _checkpoint_with_spare_rows(tmp_path / "ckpt", tied)
+    rows = n_before + SPARE
+    # what LF 0.9.5 does on its own: 10 of the 18 ID tokens take over untrained spare rows
+    tok, model = _lf_load(ckpt, {"add_tokens": ",".join(SMALL_IDS), "resize_vocab": True})
+    ids = tok.convert_tokens_to_ids(SMALL_IDS)
+    on_spare = [i for i in ids if i < rows]
+    assert len(on_spare) == SPARE and (model.get_input_embeddings().weight[on_spare] == SENTINEL).all()
+    # gream's arguments
+    args, report = lf_token_args(ckpt, SMALL_IDS)
+    assert report["spare_rows"] == SPARE == report["spare_row_fillers"] and report["new_id_tokens"] == len(SMALL_IDS)
+    tok, model = _lf_load(ckpt, args)
+    ids = tok.convert_tokens_to_ids(SMALL_IDS)
+    assert min(ids) == rows and len(tok) == rows + len(SMALL_IDS)  # every ID token appended
+    assert [tok.tokenize(t) for t in SMALL_IDS[:3]] == [[t] for t in SMALL_IDS[:3]]
+    assert tok.decode(tok.encode("<a_1><b_2>", add_special_tokens=False), skip_special_tokens=True) == "<a_1><b_2>"
+    weights = [model.get_input_embeddings().weight] + ([] if tied else [model.get_output_embeddings().weight])
+    for w in weights:
+        prev_mean = w[:rows].mean(dim=0)  # LF's noise_init: mean of every previous row (+ noise of std 1/sqrt(d))
+        assert not (w[ids] == SENTINEL).any()
+        dev = (w[ids] - prev_mean).std().item()
+        assert 0.5 / 8 < dev < 2.0 / 8  # d = 64: std 1/8
+    assert lf_token_args(tmp_path / "absent", SMALL_IDS)[0] == {"add_tokens": ",".join(SMALL_IDS), "resize_vocab": True}
+
+
+def test_lf_token_args_without_spare_rows_or_new_tokens_adds_no_fillers(tmp_path):
+    from gream_pipeline.sft.model_prep import lf_token_args
+
+    base = prepare_model("scratch", tmp_path / "base", SMALL_IDS, CORPUS, arch=TINY)  # rows == len(tokenizer)
+    args, report = lf_token_args(base, SMALL_IDS)
+    assert report["spare_row_fillers"] == 0 and args["add_tokens"] == ",".join(SMALL_IDS)
+    ckpt, _, _ = _checkpoint_with_spare_rows(tmp_path / "ckpt", tied=True)
+    known = prepare_model("local", tmp_path / "known", SMALL_IDS, path=str(ckpt))  # already holds every ID token
+    assert lf_token_args(known, SMALL_IDS)[1]["spare_row_fillers"] == 0

@@ -1,15 +1,16 @@
-"""Online synth against a real fault-injecting OpenAI-compatible HTTP server on 127.0.0.1 (data_synth/testing.py)."""
+"""Online synth against a real fault-injecting OpenAI-compatible HTTP server on 127.0.0.1 (tests/fixtures/servers)."""
 
 import json
 import time
 from collections import Counter
 
-from data_synth import SynthConfig, run_synth
+from data_synth import run_synth
 from data_synth.jobs import enrich_tasks, reason_tasks
 from data_synth.store import read_records
-from data_synth.testing import PLANS, FaultServer, content_hash, toy_dataset
+from tests.fixtures.configs import synth_config
+from tests.fixtures.servers import PLANS, FaultServer, content_hash, toy_dataset
 
-FAST = dict(model="fake-model", backoff_base=0.02, progress=False, concurrency=4)
+FAST = dict(model="fake-model", progress=False, concurrency=4)
 
 
 def plans_of(server, items, train, index, cfg) -> dict[str, str]:
@@ -21,7 +22,7 @@ def plans_of(server, items, train, index, cfg) -> dict[str, str]:
 def test_every_task_completes_or_is_rejected_under_injected_faults(tmp_path):
     items, train, index = toy_dataset(n_users=24, n_items=36, seed=1)
     with FaultServer(delay=3.0, retry_after=0.3) as server:
-        cfg = SynthConfig(base_url=server.base_url, timeout=1.5, max_invalid_retries=2, **FAST)
+        cfg = synth_config(base_url=server.base_url, timeout=1.5, max_invalid_retries=2, **FAST)
         summary = run_synth(items, train, index, tmp_path, cfg)
         plan = plans_of(server, items, train, index, cfg)
         served = Counter(server.actions)
@@ -49,14 +50,14 @@ def test_every_task_completes_or_is_rejected_under_injected_faults(tmp_path):
         [u for u in dict.fromkeys(e["user"] for e in train) if u in ok_users]
     # a re-run requests nothing: everything is stored (ok or rejected)
     with FaultServer(weights={"ok": 1}) as server:
-        again = run_synth(items, train, index, tmp_path, SynthConfig(base_url=server.base_url, **FAST))
+        again = run_synth(items, train, index, tmp_path, synth_config(base_url=server.base_url, **FAST))
     assert again["requests"] == 0 and read_records(tmp_path / "store.jsonl")[1]["lines"] == len(plan)
 
 
 def test_retry_after_is_honoured(tmp_path):
     items, train, index = toy_dataset(n_users=2, n_items=10)
     with FaultServer(weights={"429": 1}, retry_after=1.0) as server:
-        cfg = SynthConfig(base_url=server.base_url, jobs=["enrich"], max_items=1, **FAST)
+        cfg = synth_config(base_url=server.base_url, jobs=["enrich"], max_items=1, **FAST)
         start = time.perf_counter()
         summary = run_synth(items, train, index, tmp_path, cfg)
         elapsed = time.perf_counter() - start
@@ -67,7 +68,7 @@ def test_retry_after_is_honoured(tmp_path):
 def test_exhausted_retries_are_reported_not_stored_then_resumed(tmp_path):
     items, train, index = toy_dataset(n_users=5, n_items=12)
     with FaultServer(weights={"500": 1}) as server:  # 500, 500, then ok
-        cfg = SynthConfig(base_url=server.base_url, jobs=["reason"], max_retries=1, **FAST)
+        cfg = synth_config(base_url=server.base_url, jobs=["reason"], max_retries=1, **FAST)
         first = run_synth(items, train, index, tmp_path, cfg)
         failed = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
         assert first["jobs"]["reason"]["failed_by_cause"] == {"5xx": 5} and first["jobs"]["reason"]["missing"] == 5
@@ -83,17 +84,27 @@ def test_request_budget_stops_and_resume_fills_the_rest(tmp_path, monkeypatch):
     monkeypatch.setenv("GREAM_TEST_KEY", "sk-test-secret-0123456789")
     with FaultServer(weights={"ok": 1}) as server:
         cfg = dict(base_url=server.base_url, jobs=["reason"], api_key_env="GREAM_TEST_KEY", **FAST)
-        first = run_synth(items, train, index, tmp_path, SynthConfig(max_requests=3, **cfg))
+        first = run_synth(items, train, index, tmp_path, synth_config(max_requests=3, **cfg))
         assert first["requests"] == 3 and first["jobs"]["reason"]["new"] == {"ok": 3, "skipped_budget": 5}
         assert first["jobs"]["reason"]["missing"] == 5
-        second = run_synth(items, train, index, tmp_path, SynthConfig(**cfg))
+        second = run_synth(items, train, index, tmp_path, synth_config(**cfg))
         assert second["requests"] == 5 and second["jobs"]["reason"]["ok"] == 8
-        tokens = run_synth(items, train, index, tmp_path / "t", SynthConfig(max_tokens=1,
+        tokens = run_synth(items, train, index, tmp_path / "t", synth_config(max_tokens=1,
                                                                             **{**cfg, "concurrency": 1}))
         assert tokens["requests"] == 1 and tokens["jobs"]["reason"]["new"]["skipped_budget"] == 7
         assert set(server.authorizations) == {"Bearer sk-test-secret-0123456789"}
     blobs = [p.read_text() for p in tmp_path.rglob("*") if p.is_file()] + [json.dumps([first, second, tokens])]
     assert not any("sk-test-secret" in blob for blob in blobs)  # the key is sent, never stored
+
+
+def test_request_budget_also_stops_the_sdk_retries(tmp_path):
+    items, train, index = toy_dataset(n_users=1, n_items=10)
+    with FaultServer(weights={"500": 1}) as server:  # 500, 500, then ok
+        cfg = synth_config(base_url=server.base_url, jobs=["reason"], max_requests=2, **FAST)
+        summary = run_synth(items, train, index, tmp_path, cfg)
+        served = sum(server.actions.values())
+    assert summary["requests"] == served == 2 and summary["retries_by_cause"] == {"5xx": 2}
+    assert summary["jobs"]["reason"]["new"] == {"skipped_budget": 1} and summary["jobs"]["reason"]["missing"] == 1
 
 
 def test_unreachable_endpoint_and_wrong_path_fail_fast_and_are_reported(tmp_path):
@@ -103,11 +114,11 @@ def test_unreachable_endpoint_and_wrong_path_fail_fast_and_are_reported(tmp_path
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cfg = SynthConfig(base_url=f"http://127.0.0.1:{port}/v1", jobs=["reason"], max_retries=1, **FAST)
+    cfg = synth_config(base_url=f"http://127.0.0.1:{port}/v1", jobs=["reason"], max_retries=1, **FAST)
     down = run_synth(items, train, index, tmp_path / "down", cfg)
     assert down["jobs"]["reason"]["failed_by_cause"] == {"connection": 3} and down["retries_by_cause"] == {
         "connection": 3}
     with FaultServer(weights={"ok": 1}) as server:
-        cfg = SynthConfig(base_url=server.base_url.removesuffix("/v1"), jobs=["reason"], **FAST)
+        cfg = synth_config(base_url=server.base_url.removesuffix("/v1"), jobs=["reason"], **FAST)
         wrong = run_synth(items, train, index, tmp_path / "404", cfg)
     assert wrong["jobs"]["reason"]["failed_by_cause"] == {"http_404": 3} and wrong["requests"] == 3

@@ -8,12 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from data_synth import SynthConfig, run_synth
+from data_synth import run_synth
 from data_synth.store import read_records
-from data_synth.testing import FaultServer, toy_dataset
+from tests.fixtures.configs import synth_config, synth_values
+from tests.fixtures.servers import FaultServer, toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = dict(timeout=0.6, backoff_base=0.02, concurrency=3, max_invalid_retries=2, progress=False)
+SETTINGS = dict(timeout=0.6, concurrency=3, max_invalid_retries=2, progress=False)
 SERVER = dict(delay=1.2, retry_after=0.2, latency=0.03)
 COMPARED = ("key", "kind", "id", "status", "reason", "text", "source", "model", "prompt_version", "parsed")
 
@@ -26,7 +27,8 @@ def start_cli(inputs: Path, out: Path, base_url: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "data_synth", "--items", str(inputs / "items.json"), "--train",
            str(inputs / "train.jsonl"), "--index", str(inputs / "index.json"), "--out", str(out),
            "--base-url", base_url, "--model", "fake-model"]
-    cmd += [f"--set={k}={json.dumps(v)}" for k, v in SETTINGS.items()]
+    fields = {k: v for k, v in synth_values(**SETTINGS).items() if k not in ("base_url", "model")}
+    cmd += [f"--set={k}={json.dumps(v)}" for k, v in fields.items()]  # every field: the CLI gets the same config
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -58,8 +60,8 @@ def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path):
     total = 30 + 40
 
     with FaultServer(**SERVER) as server:
-        ref = run_synth(items, train, index, tmp_path / "ref", SynthConfig(base_url=server.base_url,
-                                                                           model="fake-model", **SETTINGS))
+        ref = run_synth(items, train, index, tmp_path / "ref", synth_config(base_url=server.base_url,
+                                                                            model="fake-model", **SETTINGS))
     assert sum(j["missing"] for j in ref["jobs"].values()) == 0
 
     run = tmp_path / "run"
@@ -70,8 +72,8 @@ def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path):
         # enrichment tasks run first: the second kill lands in the reasoning job
         second = kill_after(start_cli(inputs, run, server.base_url), run / "store.jsonl", len(items) + 8)
         assert first < second < total
-        resumed = run_synth(items, train, index, run, SynthConfig(base_url=server.base_url, model="fake-model",
-                                                                  **SETTINGS))
+        resumed = run_synth(items, train, index, run, synth_config(base_url=server.base_url, model="fake-model",
+                                                                   **SETTINGS))
     cached = sum(j["cached"] for j in resumed["jobs"].values())
     assert cached >= second - 1 and sum(j["missing"] for j in resumed["jobs"].values()) == 0
 

@@ -3,8 +3,8 @@
 import pytest
 
 from data_synth import offline, prompts
-from data_synth.testing import INVENTED_ID, reasoning_text
 from data_synth.validate import Invalid, Limits, ids_in, validate_enrichment, validate_reasoning
+from tests.fixtures.servers import INVENTED_ID, reasoning_text
 
 H = ["<a_1><b_2><c_3><d_4>", "<a_5><b_6><c_7><d_8>", "<a_9><b_10><c_11><d_12><e_0>"]
 T = "<a_13><b_14><c_15><d_16>"

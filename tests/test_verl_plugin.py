@@ -172,6 +172,12 @@ def test_recipe_composes_with_verl_config(recipe_cfg):
     assert rollout.name == "sglang" and rollout.n == 10 and rollout.temperature == 0.5 and rollout.top_p == 1.0
     rf = c.reward.custom_reward_function
     assert rf.path == "pkg://reward_fns.verl_plugin" and rf.name == "compute_score" and rf.reward_kwargs.beta == 0.5
+    assert actor.loss_agg_mode == "seq-mean-token-mean"  # paper eq. 22 (verl's default is token-mean)
+    # hand-over: the final step is saved with a HF model, offline loggers, gream's names
+    t = c.trainer
+    assert t.save_freq > 0 and "hf_model" in actor.checkpoint.save_contents
+    assert list(actor.checkpoint.load_contents) == ["model", "optimizer", "extra"]
+    assert list(t.logger) == ["console", "tensorboard", "file"] and t.project_name == "gream"
     # inherited from verl's ppo_trainer (not restated by the recipe)
     assert c.trainer.use_v1 is True and a.gamma == 1.0 and actor.clip_ratio == 0.2
 
@@ -203,13 +209,14 @@ def test_readme_overrides_on_stock_ppo_trainer_match_recipe(recipe_cfg):
     readme = (REPO / "reward_fns" / "README.md").read_text()
     block = readme.split("python -m verl.trainer.main_ppo \\\n", 1)[1].split("```", 1)[0]
     overrides = re.findall(r"^\s*(\+?[\w.]+=\S+?)\s*\\?$", block, flags=re.M)
-    assert len(overrides) == 13
+    assert len(overrides) == 14
     config_dir = Path(verl.__file__).parent / "trainer" / "config"
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
         stock = compose(config_name="ppo_trainer", overrides=overrides)
     for key in [
         "algorithm.adv_estimator", "algorithm.srpo_k", "algorithm.use_kl_in_reward", "algorithm.filter_groups",
         "actor_rollout_ref.actor.use_kl_loss", "actor_rollout_ref.actor.kl_loss_coef",
+        "actor_rollout_ref.actor.loss_agg_mode",
         "reward.custom_reward_function", "actor_rollout_ref.rollout.n", "actor_rollout_ref.rollout.temperature",
         "actor_rollout_ref.rollout.top_p",
     ]:

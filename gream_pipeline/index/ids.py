@@ -1,4 +1,4 @@
-"""Semantic ID tokens, the conflict slot and collision statistics.
+"""ID assignment with the conflict slot, and collision statistics (token grammar: :mod:`gream_pipeline.semantic_ids`).
 
 Conflict-slot rule (docs/CONVENTIONS.md): items whose H level codes are unique get H tokens; items that share all
 H codes with others get one more token from the next letter, numbered 0, 1, … in item-id order inside the group.
@@ -8,29 +8,14 @@ The resulting IDs are unique and prefix-free, so a trie over them has every ID a
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from string import ascii_lowercase
 from typing import Mapping, Sequence
 
 import numpy as np
 
+# The token grammar lives in gream_pipeline.semantic_ids; re-exported here for existing importers.
+from gream_pipeline.semantic_ids import format_token, id_tokens, level_letter, slot_size, vocabulary
 
-def level_letter(level: int) -> str:
-    """Letter of level ``level`` (0-based): a, b, c, …"""
-    if not 0 <= level < len(ascii_lowercase):
-        raise ValueError(f"level {level} out of range (max {len(ascii_lowercase) - 1})")
-    return ascii_lowercase[level]
-
-
-def id_tokens(codes: Sequence[int]) -> list[str]:
-    """``[12, 200, 7, 31]`` → ``["<a_12>", "<b_200>", "<c_7>", "<d_31>"]``."""
-    return [f"<{level_letter(l)}_{int(c)}>" for l, c in enumerate(codes)]
-
-
-def vocabulary(codebook_sizes: Sequence[int], conflict_slot_size: int) -> list[str]:
-    """Every ID token a model needs: all level codes plus the conflict-slot tokens."""
-    tokens = [f"<{level_letter(l)}_{c}>" for l, size in enumerate(codebook_sizes) for c in range(size)]
-    slot = level_letter(len(codebook_sizes))
-    return tokens + [f"<{slot}_{c}>" for c in range(conflict_slot_size)]
+__all__ = ["assign_ids", "collision_stats", "id_tokens", "level_letter", "slot_size", "vocabulary"]
 
 
 def assign_ids(item_ids: Sequence[int], codes: np.ndarray, conflict_slot: bool = True) -> dict[int, list[str]]:
@@ -38,7 +23,7 @@ def assign_ids(item_ids: Sequence[int], codes: np.ndarray, conflict_slot: bool =
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for item, row in zip(item_ids, codes):
         groups[tuple(int(c) for c in row)].append(int(item))
-    slot = level_letter(codes.shape[1])
+    levels = codes.shape[1]
     index: dict[int, list[str]] = {}
     for key, members in groups.items():
         base = id_tokens(key)
@@ -47,7 +32,7 @@ def assign_ids(item_ids: Sequence[int], codes: np.ndarray, conflict_slot: bool =
                 index[item] = list(base)
         else:
             for rank, item in enumerate(sorted(members)):
-                index[item] = base + [f"<{slot}_{rank}>"]
+                index[item] = base + [format_token(levels, rank)]
     return index
 
 

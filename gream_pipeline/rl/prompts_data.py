@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from gream_pipeline.prompts import direct_messages, reason_messages
+from gream_pipeline.prompts import DEFAULT_SEQREC_FORMAT, direct_prompt_fn, reason_messages
 
 Mode = Literal["direct", "reason"]
 #: verl's ``ability`` column (free text; verl only carries it along).
@@ -29,15 +29,18 @@ def _id_string(index: Mapping[str, Sequence[str]], item: int | str) -> str:
         raise KeyError(f"item {item!r} has no ID in the index") from None
 
 
-def rl_prompts(examples: Iterable[Mapping], index: Mapping[str, Sequence[str]], mode: Mode = "direct") -> list[dict]:
+def rl_prompts(examples: Iterable[Mapping], index: Mapping[str, Sequence[str]], mode: Mode = "direct",
+               seqrec_format: str = DEFAULT_SEQREC_FORMAT) -> list[dict]:
     """One record per split example ``{"user","history":[int],"target":int}``.
 
-    ``index`` maps item id (string key, as in ``index.json``) to its ID tokens. ``mode`` picks the system prompt:
-    ``direct`` (answer = bare ID) or ``reason`` (the paper's Appendix C prompt, answer in ``<answer>`` tags).
+    ``index`` maps item id (string key, as in ``index.json``) to its ID tokens. ``mode`` picks the prompt:
+    ``direct`` (answer = bare ID; the query of the SFT row format ``seqrec_format``, ``sequence`` | ``per_target``,
+    which must be the one the policy was trained with) or ``reason`` (the paper's Appendix C prompt, answer in
+    ``<answer>`` tags).
     """
     if mode not in ("direct", "reason"):
         raise ValueError(f"mode must be 'direct' or 'reason', got {mode!r}")
-    build = direct_messages if mode == "direct" else reason_messages
+    build = direct_prompt_fn(seqrec_format) if mode == "direct" else reason_messages
     records = []
     for ex in examples:
         history = [_id_string(index, i) for i in ex["history"]]

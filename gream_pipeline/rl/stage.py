@@ -1,8 +1,9 @@
 """Stages ``rl`` (SRPO post-training) and ``rl_check`` (compose + check the verl GPU job on this host).
 
 ``rl.backend=trl`` (embedded default) trains SRPO on this machine through TRL (:mod:`gream_pipeline.rl.trl_srpo`),
-optionally beside a plain-GRPO comparison run with the same seed and steps, and measures validation Recall@10
-(direct) and Pass@1 (reasoning) before and after. ``rl.backend=verl`` launches verl's trainer with the SRPO recipe
+optionally beside a plain-GRPO comparison run with the same seed and steps, and measures validation metrics
+before and after with the stage's own settings (``rl.validate``: users, modes and decode settings; the eval
+stage's settings do not affect this stage). ``rl.backend=verl`` launches verl's trainer with the SRPO recipe
 (GPU hosts). Both write verl's RL parquet files and the job overrides to ``verl/`` so a GPU user can run the job.
 """
 
@@ -14,113 +15,133 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from gream_pipeline.artifacts import read_jsonl, write_json_atomic
 from gream_pipeline.errors import GreamError
 from gream_pipeline.rl import verl_job
 from gream_pipeline.rl.prompts_data import rl_prompts, write_verl_parquet
-from gream_pipeline.stages import Stage, require_stage, stage_dir
+from gream_pipeline.stages import Input, Stage, StageContext, stage_dir
 
-
-def _index(cfg: DictConfig) -> dict:
-    with open(require_stage(cfg, "index") / "index.json") as handle:
-        return json.load(handle)
+MODES = ("direct", "reason")
 
 
 def _sample(rows: list, limit, seed: int) -> list:
     return rows if limit is None or len(rows) <= int(limit) else random.Random(seed).sample(rows, int(limit))
 
 
-def rl_inputs(cfg: DictConfig) -> list[Path]:
-    sft, data, index = (require_stage(cfg, s) for s in ("sft", "data", "index"))
-    return [sft / "model" / "model.safetensors", data / "train.jsonl", data / "valid.jsonl", index / "index.json"]
-
-
-def emit_verl_data(cfg: DictConfig, out: Path, stage: str) -> tuple[list[Path], list[Path], list[str]]:
-    """verl RL parquet files (direct + reasoning prompts, train and validation) and the job's Hydra overrides,
-    written to ``out/verl``; the overrides name the files where ``stage`` commits them."""
-    data, index = stage_dir(cfg, "data"), _index(cfg)
-    train = _sample(read_jsonl(data / "train.jsonl"), cfg.rl.verl_max_prompts, cfg.seed)
-    valid = _sample(read_jsonl(data / "valid.jsonl"), cfg.rl.validate_users or None, cfg.seed)
-    files: dict[str, list[Path]] = {"train": [], "val": []}
+def emit_verl_data(ctx: StageContext) -> tuple[list[Path], list[Path], list[str], list[str]]:
+    """verl RL parquet files (direct + reasoning prompts, train and validation) in ``verl/`` and the job's Hydra
+    overrides twice: naming the files where they are now (to launch verl during the stage) and where the stage
+    commits them (``verl/overrides.txt``, for a user who launches the job later)."""
+    cfg, index = ctx.cfg, ctx.read_json("index", "index.json")
+    train = _sample(ctx.read_jsonl("data", "train.jsonl"), cfg.rl.verl_max_prompts, cfg.seed)
+    valid = _sample(ctx.read_jsonl("data", "valid.jsonl"), cfg.rl.validate.users or None, cfg.seed)
+    names: dict[str, list[str]] = {"train": [], "val": []}
     for split, rows in (("train", train), ("val", valid)):
-        for mode in ("direct", "reason"):
-            path = out / "verl" / f"{split}_{mode}.parquet"
-            write_verl_parquet(rl_prompts(rows, index, mode), path, data_source=f"gream_{mode}")
-            files[split].append(path)
-    final = stage_dir(cfg, stage) / "verl"
-    moved = lambda paths: [final / p.name for p in paths]  # noqa: E731  (paths after the stage is committed)
-    overrides = verl_job.job_overrides(moved(files["train"]), moved(files["val"]),
-                                       stage_dir(cfg, "sft") / "model", stage_dir(cfg, stage), {}) + \
-        list(cfg.rl.verl_overrides)
-    (out / "verl" / "overrides.txt").write_text("\n".join(overrides) + "\n")
-    return files["train"], files["val"], overrides
+        for mode in MODES:
+            name = f"verl/{split}_{mode}.parquet"
+            write_verl_parquet(rl_prompts(rows, index, mode, str(cfg.sft.seqrec_format)), ctx.output(name),
+                               data_source=f"gream_{mode}")
+            names[split].append(name)
+    sft_model = stage_dir(cfg, "sft") / "model"
+
+    def overrides_at(where) -> list[str]:
+        return verl_job.job_overrides([where(n) for n in names["train"]], [where(n) for n in names["val"]],
+                                      sft_model, where(""), {}, experiment_name=str(cfg.run_name)) \
+            + list(cfg.rl.verl_overrides)
+
+    final = overrides_at(ctx.final_path)
+    ctx.output("verl/overrides.txt").write_text("\n".join(final) + "\n")
+    return [ctx.output(n) for n in names["train"]], [ctx.output(n) for n in names["val"]], \
+        overrides_at(ctx.output), final
 
 
-def validate(cfg: DictConfig, model: Path, out: Path) -> dict:
-    """Validation metrics of ``model``: direct mode on ``rl.validate_users`` users, reasoning mode on
-    ``rl.validate_reason_users`` (the first users of the validation split, as in the eval stage)."""
-    from dataclasses import replace
+def validation_config(cfg: DictConfig, mode: str):
+    """The eval library's settings for RL validation: ``rl.validate`` plus the training prompts."""
+    from gream_pipeline.eval.prompts import direct_prompt_for
+    from gream_pipeline.eval.stage import eval_config_from
 
+    node = OmegaConf.to_container(cfg.rl.validate, resolve=True)
+    users = node.pop("reason_users") if mode == "reason" else node["users"]
+    node.pop("reason_users", None)
+    node.pop("users")
+    node.pop("modes")
+    if node.get("direct_prompt_fn") is None:  # the query of the SFT row format the policy was trained on
+        node["direct_prompt_fn"] = direct_prompt_for(str(cfg.sft.seqrec_format))
+    return eval_config_from(node, split="valid", mode=mode, dataset=str(cfg.dataset.name), max_users=int(users),
+                            plots=False, save_texts=False)
+
+
+def validate(ctx: StageContext, model: Path, out: Path) -> dict:
+    """Validation metrics of ``model`` per ``rl.validate.modes`` (the first users of the validation split)."""
     from gream_pipeline.eval.runner import evaluate
-    from gream_pipeline.eval.stage import eval_config
 
-    examples = read_jsonl(stage_dir(cfg, "data") / "valid.jsonl")
-    users = {"direct": cfg.rl.validate_users, "reason": cfg.rl.validate_reason_users}
-    results = {}
-    for mode in cfg.rl.validate_modes:
-        mode_cfg = replace(eval_config(cfg, "valid", mode), max_users=int(users[mode]), plots=False)
-        results[mode] = evaluate(model, _index(cfg), examples, out / mode, mode_cfg)[mode]
-    return results
+    examples = ctx.read_jsonl("data", "valid.jsonl")
+    index = ctx.read_json("index", "index.json")
+    return {mode: evaluate(model, index, examples, out / mode, validation_config(ctx.cfg, mode))[mode]
+            for mode in ctx.cfg.rl.validate.modes}
 
 
-def run_rl(cfg: DictConfig, out: Path) -> dict:
+def run_rl(ctx: StageContext) -> dict:
     from gream_pipeline.rl.trl_srpo import train_srpo
 
-    rl = cfg.rl
-    _, _, overrides = emit_verl_data(cfg, out, "rl")
-    sft_model = stage_dir(cfg, "sft") / "model"
-    if rl.backend == "verl":
-        verl_job.launch(overrides, out / "verl.log")
-        return {"backend": "verl", "overrides": overrides}
+    cfg, rl, out = ctx.cfg, ctx.cfg.rl, ctx.out
+    _, _, launch_overrides, final_overrides = emit_verl_data(ctx)
+    sft_model = ctx.input("sft", "model")
+    if rl.backend == "verl":  # launched with this attempt's paths; its HF model is linked to model/ for eval
+        job = verl_job.run_job(launch_overrides, ctx.out, ctx.output("verl.log"))
+        summary = {"backend": "verl", "overrides": final_overrides, "model_step": job["model_step"],
+                   "model_source": job["model_source"], "metrics": job["metrics"]}
+        ctx.write_json("rl_summary.json", summary)
+        return summary
     if rl.backend != "trl":
         raise GreamError(f"rl.backend: {rl.backend!r} is not 'trl' or 'verl'")
-    train = _sample(read_jsonl(stage_dir(cfg, "data") / "train.jsonl"), rl.max_prompts, cfg.seed)
-    records = rl_prompts(train, _index(cfg), str(rl.mode))
+    if rl.mode not in MODES:
+        raise GreamError(f"rl.mode: {rl.mode!r} is not one of {list(MODES)}")
+    train = _sample(ctx.read_jsonl("data", "train.jsonl"), rl.max_prompts, cfg.seed)
+    records = rl_prompts(train, ctx.read_json("index", "index.json"), str(rl.mode), str(cfg.sft.seqrec_format))
     trl_cfg = {**OmegaConf.to_container(rl.trl, resolve=True), "seed": int(cfg.seed)}
     summary: dict = {"backend": "trl", "mode": str(rl.mode), "prompts": len(records)}
-    if rl.validate_users:
-        summary["valid_before"] = validate(cfg, sft_model, out / "valid_before")
+    validating = bool(rl.validate.users)
+    if validating:
+        summary["valid_before"] = validate(ctx, sft_model, out / "valid_before")
     summary["srpo"] = train_srpo(sft_model, records, out, {**trl_cfg, "advantage": "srpo"})
-    if rl.validate_users:
-        summary["valid_after"] = validate(cfg, out / "model", out / "valid_after")
+    if validating:
+        summary["valid_after"] = validate(ctx, out / "model", out / "valid_after")
     if rl.compare_grpo:
         summary["grpo"] = train_srpo(sft_model, records, out / "grpo_compare", {**trl_cfg, "advantage": "grpo"})
-        if rl.validate_users:
-            summary["grpo"]["valid_after"] = validate(cfg, out / "grpo_compare" / "model", out / "grpo_valid_after")
-    write_json_atomic(out / "rl_summary.json", summary)
+        if validating:
+            summary["grpo"]["valid_after"] = validate(ctx, out / "grpo_compare" / "model", out / "grpo_valid_after")
+    ctx.write_json("rl_summary.json", summary)
     return summary
 
 
-def rl_check_inputs(cfg: DictConfig) -> list[Path]:
-    return [require_stage(cfg, "data") / "train.jsonl", require_stage(cfg, "index") / "index.json",
-            verl_job.RECIPE_DIR / f"{verl_job.RECIPE}.yaml"]
-
-
-def run_rl_check(cfg: DictConfig, out: Path) -> dict:
-    train_files, _, overrides = emit_verl_data(cfg, out, "rl_check")
-    local = [o for o in overrides if not o.startswith(("data.train_files", "data.val_files"))]
-    composed = verl_job.compose(local + [f"data.train_files=['{train_files[0]}']",
-                                         f"data.val_files=['{train_files[0]}']"])
-    (out / "verl_job.yaml").write_text(OmegaConf.to_yaml(composed))
+def run_rl_check(ctx: StageContext) -> dict:
+    """Compose exactly the job ``rl.backend=verl`` launches (the same overrides, built by :func:`emit_verl_data`
+    with this stage's folder in place of the rl stage's), validate it with verl, run verl's advantage dispatch and
+    assert the hand-over (:func:`verl_job.handover_checks`, strict). Paths in the outputs are the committed ones."""
+    train_files, _, launch_overrides, _ = emit_verl_data(ctx)
+    composed = verl_job.compose(launch_overrides)
     import pandas as pd
 
     truths = [row["ground_truth"] for row in pd.read_parquet(train_files[0])["reward_model"].head(8)]
-    report = verl_job.check(composed, truths, seed=int(cfg.seed))
-    write_json_atomic(out / "check.json", report)
+    report = verl_job.check(composed, truths, seed=int(ctx.cfg.seed), stage_out=ctx.out,
+                            experiment_name=str(ctx.cfg.run_name))
+    committed = lambda text: text.replace(str(ctx.out), str(ctx.final_path()))  # noqa: E731
+    ctx.output("verl_job.yaml").write_text(committed(OmegaConf.to_yaml(composed)))
+    report = json.loads(committed(json.dumps(report)))
+    ctx.write_json("check.json", report)
     print(json.dumps(report, indent=2))
-    return report
+    return {k: v for k, v in report.items() if k != "handover"}
 
 
-RL = Stage("rl", ("rl", "eval", "seed", "dataset.name"), rl_inputs, run_rl)
-RL_CHECK = Stage("rl_check", ("rl", "seed", "dataset.name"), rl_check_inputs, run_rl_check,
-                 enabled=lambda cfg: False)
+PROMPT_INPUTS = (Input("data", "train.jsonl"), Input("data", "valid.jsonl"), Input("index", "index.json"))
+
+RL = Stage(
+    "rl", config=("rl", "sft.seqrec_format", "seed", "dataset.name"), run=run_rl,
+    consumes=(Input("sft", "model"),) + PROMPT_INPUTS,
+    produces=("rl_summary.json", "verl/overrides.txt"),
+    description="SRPO post-training: single-machine on TRL, or verl on GPU hosts (rl.backend=verl)")
+RL_CHECK = Stage(
+    "rl_check", config=("rl", "sft.seqrec_format", "seed", "dataset.name"), run=run_rl_check, consumes=PROMPT_INPUTS,
+    external=lambda cfg: [verl_job.RECIPE_DIR / f"{verl_job.RECIPE}.yaml"],
+    produces=("check.json", "verl_job.yaml"), enabled=lambda cfg: False,
+    description="compose the verl SRPO job with verl's own config, validate it, run verl's advantage dispatch")

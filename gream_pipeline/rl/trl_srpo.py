@@ -59,7 +59,6 @@ from trl import GRPOConfig, GRPOTrainer  # (imported after the flag fix)
 
 from reward_fns.srpo import (
     DEFAULT_BETA,
-    DEFAULT_K,
     grpo_advantages_batched,
     id_tokens,
     keep_mask,
@@ -100,54 +99,30 @@ def srpo_reward(beta: float = DEFAULT_BETA) -> Callable[..., list[float]]:
 # ----------------------------------------------------------------------------------------------- config
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SRPOConfig(GRPOConfig):
-    """``GRPOConfig`` with SRPO fields and GREAM defaults.
+    """``GRPOConfig`` plus the SRPO fields, which are required: their defaults, and GREAM's values for TRL's own
+    fields, live in ``recipes/config.yaml`` (``rl.trl``; the rl stage passes ``advantage``). Fields not set there
+    keep TRL's defaults.
 
     Paper values (§6.1.3): G = ``num_generations`` = 10, ``temperature`` 0.5, ``top_p`` 1.0, ``learning_rate`` 4e-6,
     ``weight_decay`` 0.01, KL-loss coefficient ``beta`` 0.001, β of eq. 14 ``reward_beta`` 0.5; the loss is eq. 22's
     sequence-mean (``loss_type="grpo"``). The paper's batch 256 prompts / mini-batch 128 maps onto TRL as
     ``per_device_train_batch_size`` = 1280 rollouts with ``steps_per_generation`` = 2 (GPU scale).
-
-    CPU/embedded defaults: ``per_device_train_batch_size`` = 40 *rollouts* (4 prompts × G), one optimizer step per
-    generation, fp32 (``bf16=False``; ``bf16=True`` = bf16 autocast over fp32 weights, ``use_cpu`` is then switched
-    on when there is no GPU), no gradient
-    checkpointing, HF ``generate`` (no vLLM), log every step, no checkpoints, ``max_completion_length`` = 8 (direct
-    mode: 4–5 ID tokens + EOS; reasoning mode needs ~512). For a small model trained from scratch a larger
-    ``learning_rate`` (1e-5 – 1e-4) is needed than the paper's 4e-6 for a 4B model. Set ``max_steps`` for a run.
+    ``per_device_train_batch_size`` counts *rollouts* (prompts × G). ``bf16=True`` is bf16 autocast over fp32 weights
+    (``use_cpu`` is then switched on when there is no GPU). For a small model trained from scratch a larger
+    ``learning_rate`` (1e-5 – 1e-4) is needed than the paper's 4e-6 for a 4B model.
     """
 
-    advantage: str = field(default="srpo", metadata={"help": "srpo (eqs. 15–21) | grpo (eq. 10, comparison run)"})
-    srpo_k: int = field(default=DEFAULT_K, metadata={"help": "k of ρ(c; G, k), eq. 15 (not stated in the paper)"})
-    reward_beta: float = field(default=DEFAULT_BETA, metadata={"help": "β of r_rs = (ℓ/H)^β, eq. 14"})
-    exact_tol: float = field(default=1e-6, metadata={"help": "rollout is exact iff reward ≥ 1 − exact_tol"})
-    adv_eps: float = field(default=1e-6, metadata={"help": "ε of (r − mean) / (std + ε), as verl's GRPO"})
+    advantage: str = field(metadata={"help": "srpo (eqs. 15–21) | grpo (eq. 10, comparison run)"})
+    srpo_k: int = field(metadata={"help": "k of ρ(c; G, k), eq. 15 (not stated in the paper)"})
+    reward_beta: float = field(metadata={"help": "β of r_rs = (ℓ/H)^β, eq. 14"})
+    exact_tol: float = field(metadata={"help": "rollout is exact iff reward ≥ 1 − exact_tol"})
+    adv_eps: float = field(metadata={"help": "ε of (r − mean) / (std + ε), as verl's GRPO"})
     torch_num_threads: int | None = field(
-        default=None, metadata={"help": "torch intra-op threads during train_srpo (None: unchanged); 1 avoids OpenMP "
-                                "spin contention on a shared 2-core host, much faster for tiny models there"}
+        metadata={"help": "torch intra-op threads during train_srpo (None: unchanged); 1 avoids OpenMP spin "
+                  "contention when other processes share the cores"}
     )
-
-    # paper
-    num_generations: int | None = 10
-    temperature: float = 0.5
-    top_p: float = 1.0
-    learning_rate: float = 4e-6
-    weight_decay: float = 0.01
-    beta: float = 0.001
-    loss_type: str = "grpo"
-    # CPU / embedded
-    per_device_train_batch_size: int = 40
-    max_completion_length: int | None = 8
-    max_prompt_length: int | None = 2048
-    num_train_epochs: float = 1.0
-    gradient_checkpointing: bool = False
-    bf16: bool | None = False
-    disable_dropout: bool = True
-    logging_steps: float = 1
-    save_strategy: str = "no"
-    report_to: str | list[str] | None = "none"
-    dataloader_pin_memory: bool = False
-    use_vllm: bool = False
 
     def __post_init__(self) -> None:
         if self.advantage not in ADVANTAGES:
@@ -165,11 +140,12 @@ class SRPOConfig(GRPOConfig):
         super().__post_init__()
 
 
-def make_config(cfg: SRPOConfig | Mapping[str, Any] | None, output_dir: str | os.PathLike) -> SRPOConfig:
-    """An :class:`SRPOConfig` from a config object or a mapping of its field names (e.g. a Hydra section)."""
+def make_config(cfg: SRPOConfig | Mapping[str, Any], output_dir: str | os.PathLike) -> SRPOConfig:
+    """An :class:`SRPOConfig` from a config object or a mapping of its field names (e.g. the ``rl.trl`` section plus
+    ``advantage``)."""
     if isinstance(cfg, SRPOConfig):
         return cfg
-    fields = dict(cfg or {})
+    fields = dict(cfg)
     fields.setdefault("output_dir", str(output_dir))
     return SRPOConfig(**fields)
 
@@ -443,7 +419,7 @@ def train_srpo(
     model_dir: str | os.PathLike,
     records: Sequence[Mapping[str, Any]],
     out_dir: str | os.PathLike,
-    cfg: SRPOConfig | Mapping[str, Any] | None = None,
+    cfg: SRPOConfig | Mapping[str, Any],
     reward_funcs: Any = None,
     trainer_cls: type[SRPOTrainer] | None = None,
 ) -> dict[str, Any]:
@@ -457,7 +433,7 @@ def train_srpo(
     """
     from datasets import Dataset
 
-    from gream_pipeline.artifacts import write_json_atomic
+    from gream_pipeline.artifacts import write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -482,5 +458,5 @@ def train_srpo(
         torch.set_num_threads(threads)
     plot_training(logger.rows, out_dir / PLOT_FILE, title=f"{args.advantage.upper()} (G={args.num_generations})")
     summary = _summary(trainer, logger.rows, runtime, out_dir)
-    write_json_atomic(out_dir / SUMMARY_FILE, summary)
+    write_json(out_dir / SUMMARY_FILE, summary)
     return summary

@@ -5,14 +5,22 @@ callbacks)``; :class:`TimeBudget` asks the HF trainer to stop after the first op
 deadline. LF's ``run_sft`` then saves the model as usual, so a budget-stopped run leaves a normal checkpoint.
 ``budget.json`` in the output directory records whether the budget stopped training and at which step.
 
+It is one process by design (no torchrun: the deadline is not synchronised across ranks), so it refuses to run
+where that process would not train with the emitted global batch: with several CUDA devices visible transformers
+would wrap the model in ``DataParallel`` (global batch × devices) — the sft stage therefore starts it with
+``CUDA_VISIBLE_DEVICES`` naming one device (:mod:`.launch`) — and with a DeepSpeed config LF itself demands
+torchrun.
+
     python -m gream_pipeline.sft.budget <sft.yaml> <budget_seconds>
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -44,6 +52,18 @@ class TimeBudget(TrainerCallback):
                 "global_step": state.global_step, "max_steps": state.max_steps}, indent=1) + "\n")
 
 
+def single_process_problem(args: Mapping, env: Mapping[str, str], cuda_devices: int) -> str | None:
+    """Why LF's ``run_exp`` in this one process would not train with the YAML's batch geometry, or None."""
+    if int(env.get("WORLD_SIZE", "1") or 1) > 1:
+        return "the time budget runs LLaMA-Factory in one process, not under torchrun (WORLD_SIZE > 1)"
+    if args.get("deepspeed"):
+        return "a DeepSpeed config needs torchrun (LLaMA-Factory refuses it in one process)"
+    if cuda_devices > 1 and not args.get("use_cpu"):
+        return (f"{cuda_devices} CUDA devices are visible: transformers would wrap the model in DataParallel and "
+                f"train with {cuda_devices}× the emitted batch; set CUDA_VISIBLE_DEVICES to one device")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     import yaml
     from llamafactory.train.tuner import run_exp
@@ -53,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     args = yaml.safe_load(Path(argv[0]).read_text())
+    from gream_pipeline.sft.launch import count_devices
+
+    problem = single_process_problem(args, os.environ, count_devices())
+    if problem:
+        print(f"gream_pipeline.sft.budget: refused: {problem}", file=sys.stderr)
+        return 3
     out = Path(args["output_dir"])
     out.mkdir(parents=True, exist_ok=True)
     run_exp(args, callbacks=[TimeBudget(float(argv[1]), out / "budget.json")])

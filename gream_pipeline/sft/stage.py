@@ -7,7 +7,7 @@ paths point at this stage's final directory, so ``llamafactory-cli train runs/<r
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,24 +15,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from gream_pipeline.artifacts import read_jsonl, write_json_atomic
+from gream_pipeline.artifacts import read_json, read_jsonl
 from gream_pipeline.errors import GreamError
-from gream_pipeline.sft.llamafactory_glue import (LlamaFactoryArgsError, emit_dataset, global_batch_size,
+from gream_pipeline.sft.llamafactory_glue import (LlamaFactoryArgsError, emit_dataset, global_batch_size, load_tokenizer,
                                                   llamafactory_args, validate_args, write_yaml)
 from gream_pipeline.sft.model_prep import prepare_model
-from gream_pipeline.sft.tasks import build_alignment, reasoning_examples
-from gream_pipeline.stages import Stage, require_stage, stage_dir
+from gream_pipeline.sft.tasks import build_alignment, count_targets, example_text, reasoning_examples
+from gream_pipeline.stages import Input, Stage, StageContext
 
-
-def _read(path: Path):
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def sft_inputs(cfg: DictConfig) -> list[Path]:
-    data, index, synth = (require_stage(cfg, s) for s in ("data", "index", "synth"))
-    return [data / "train.jsonl", data / "items.json", index / "index.json", index / "vocab.json",
-            synth / "reasoning.jsonl"]
+log = logging.getLogger("gream")
 
 
 def _subset(rows: list, limit, seed: int) -> list:
@@ -43,14 +34,15 @@ def _subset(rows: list, limit, seed: int) -> list:
     return random.Random(seed).sample(rows, int(limit))
 
 
-def build_examples(cfg: DictConfig) -> tuple[list[dict], list[dict]]:
+def build_examples(ctx: StageContext) -> tuple[list[dict], list[dict]]:
     """(D_align, D_reason) from the data, index and synth stages, capped by ``sft.max_*``."""
-    data, sft = stage_dir(cfg, "data"), cfg.sft
-    index = _read(stage_dir(cfg, "index") / "index.json")
-    reasoning = read_jsonl(stage_dir(cfg, "synth") / "reasoning.jsonl")
-    align = build_alignment(read_jsonl(data / "train.jsonl"), _read(data / "items.json"),
+    cfg, sft = ctx.cfg, ctx.cfg.sft
+    index = ctx.read_json("index", "index.json")
+    reasoning = ctx.read_jsonl("synth", "reasoning.jsonl")
+    align = build_alignment(ctx.read_jsonl("data", "train.jsonl"), ctx.read_json("data", "items.json"),
                             _subset(reasoning, sft.max_preference, cfg.seed), index, seed=int(cfg.seed),
-                            max_seqrec=sft.max_seqrec)
+                            max_seqrec=sft.max_seqrec, seqrec_format=str(sft.seqrec_format),
+                            max_history=int(cfg.data.max_history))
     item_tasks = ("item2id", "id2title", "id2desc")
     keep = set(_subset([i for i, e in enumerate(align) if e["task"] in item_tasks], sft.max_item_tasks, cfg.seed))
     align = [e for i, e in enumerate(align) if e["task"] not in item_tasks or i in keep]
@@ -58,12 +50,11 @@ def build_examples(cfg: DictConfig) -> tuple[list[dict], list[dict]]:
     return align, reason
 
 
-def tokenizer_corpus(cfg: DictConfig, align: list[dict], reason: list[dict]) -> list[str]:
+def tokenizer_corpus(ctx: StageContext, align: list[dict], reason: list[dict]) -> list[str]:
     """Texts the scratch model's BPE tokenizer is trained on: item texts plus every prompt and response."""
-    items = _read(stage_dir(cfg, "data") / "items.json")
+    items = ctx.read_json("data", "items.json")
     texts = [" ".join(v for v in rec.values() if v) for rec in items.values()]
-    return texts + [e["system"] for e in align[:1] + reason[:1]] + [e["prompt"] + " " + e["response"]
-                                                                    for e in align + reason]
+    return texts + [example_text(e) for e in align + reason]
 
 
 def lf_args(cfg: DictConfig, model_dir: Path, dataset_dir: Path, output_dir: Path, steps_per_epoch: int) -> dict:
@@ -77,10 +68,12 @@ def lf_args(cfg: DictConfig, model_dir: Path, dataset_dir: Path, output_dir: Pat
         gradient_checkpointing=bool(sft.gradient_checkpointing), extra=OmegaConf.to_container(sft.extra, resolve=True))
 
 
-def train(yaml_path: Path, log_path: Path, budget_s: float | None = None) -> None:
+def train(yaml_path: Path, log_path: Path, budget_s: float | None = None, env: dict | None = None) -> None:
     """Run ``llamafactory-cli train`` on the YAML in a subprocess; its output is shown and kept in ``log_path``.
-    With ``budget_s`` LF runs through ``run_exp`` with a wall-clock budget callback (:mod:`.budget`)."""
-    env = {**os.environ, "DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    With ``budget_s`` LF runs through ``run_exp`` with a wall-clock budget callback (:mod:`.budget`). ``env``: the
+    child's environment (default: this process's), e.g. :meth:`gream_pipeline.sft.launch.LaunchPlan.child_env`."""
+    env = {**(os.environ if env is None else env), "DISABLE_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_OFFLINE": "1"}
     if budget_s is None:
         cmd = [sys.executable, "-c", "import sys; from llamafactory.cli import main; sys.exit(main())", "train",
                str(yaml_path)]
@@ -107,64 +100,99 @@ def loss_summary(trainer_log: Path) -> dict:
             "total_steps": int(rows[-1].get("total_steps", 0))}
 
 
-def prepare(cfg: DictConfig, out: Path, id_tokens: list[str], align: list[dict], reason: list[dict]
-            ) -> tuple[Path, dict, dict]:
-    """(base model dir, model info, extra LLaMA-Factory args) for ``model.source``.
+def prepare(ctx: StageContext, id_tokens: list[str], align: list[dict], reason: list[dict]
+            ) -> tuple[str | None, dict, dict]:
+    """(base model folder inside this stage's output, or None for a model used in place; model info; extra
+    LLaMA-Factory args) for ``model.source``.
 
     ``scratch`` and ``gguf_package`` are built into ``base_model/`` with the ID tokens. A ``local`` model (e.g.
     Qwen3-4B on a GPU host) is used in place: LLaMA-Factory adds the ID tokens as non-special tokens
     (``add_tokens`` + ``resize_vocab``) when it loads the model, so no multi-GB copy is made here.
     """
-    model_cfg = cfg.model
+    cfg, model_cfg = ctx.cfg, ctx.cfg.model
     if model_cfg.source == "local":
         path = Path(str(model_cfg.path))
         if cfg.sft.launch == "run" and not (path / "config.json").is_file():
             raise GreamError(f"model.path: {path} is not a local HF model directory (no config.json)")
-        return path, {"source": "local", "path": str(path), "num_id_tokens": len(id_tokens),
+        return None, {"source": "local", "path": str(path), "num_id_tokens": len(id_tokens),
                       "id_tokens_added_by": "llamafactory add_tokens"}, \
             {"add_tokens": ",".join(id_tokens), "resize_vocab": True}
-    base = prepare_model(str(model_cfg.source), out / "base_model", id_tokens,
-                         tokenizer_corpus(cfg, align, reason) if model_cfg.source == "scratch" else (),
+    base = prepare_model(str(model_cfg.source), ctx.output("base_model"), id_tokens,
+                         tokenizer_corpus(ctx, align, reason) if model_cfg.source == "scratch" else (),
                          arch=OmegaConf.to_container(model_cfg.arch, resolve=True), path=model_cfg.path,
                          seed=int(cfg.seed))
-    return base, _read(base / "prep.json"), {}
+    return "base_model", read_json(base / "prep.json"), {}
 
 
-def run_sft(cfg: DictConfig, out: Path) -> dict:
-    sft = cfg.sft
+def run_sft(ctx: StageContext) -> dict:
+    cfg, sft = ctx.cfg, ctx.cfg.sft
     if sft.launch not in ("run", "emit"):
         raise GreamError(f"sft.launch: {sft.launch!r} is not 'run' or 'emit'")
     if sft.time_budget_min is not None and (float(sft.time_budget_min) <= 0 or int(sft.world_size) > 1):
         raise GreamError(f"sft.time_budget_min={sft.time_budget_min}: must be > 0 minutes and needs world_size 1 "
                          f"(it runs LLaMA-Factory in one process); got world_size {sft.world_size}")
-    align, reason = build_examples(cfg)
-    id_tokens = _read(stage_dir(cfg, "index") / "vocab.json")
-    base, model_info, token_args = prepare(cfg, out, id_tokens, align, reason)
+    plan = None
+    if sft.launch == "run":  # processes + per-device batch × accumulation on this host, refused before any work
+        from gream_pipeline.sft.launch import count_devices, plan_launch
+
+        plan = plan_launch(
+            global_batch=global_batch_size(int(sft.per_device_batch), int(sft.grad_accum), int(sft.world_size)),
+            per_device_batch=int(sft.per_device_batch), grad_accum=int(sft.grad_accum),
+            world_size=int(sft.world_size), use_cpu=bool(sft.use_cpu), devices=count_devices(), env=os.environ,
+            deepspeed=bool(OmegaConf.select(sft, "extra.deepspeed")), in_process=sft.time_budget_min is not None)
+        for note in plan.notes:
+            log.warning("sft launch: %s", note)
+    align, reason = build_examples(ctx)
+    id_tokens = ctx.read_json("index", "vocab.json")
+    base, model_info, token_args = prepare(ctx, id_tokens, align, reason)
     batch = global_batch_size(int(sft.per_device_batch), int(sft.grad_accum), int(sft.world_size))
-    emitted = emit_dataset(out / "dataset", align, reason, batch, int(sft.epochs), float(sft.gamma), int(cfg.seed),
-                           length_grouped=bool(sft.length_grouped_batches))
-    final = stage_dir(cfg, "sft")
-    args = {**lf_args(cfg, base, out / "dataset", out / "model", emitted["steps_per_epoch"]), **token_args}
+    model_dir = ctx.output(base) if base is not None else Path(str(cfg.model.path))
+    tokenizer = load_tokenizer(model_dir, id_tokens) if (model_dir / "tokenizer_config.json").is_file() else None
+    emitted = emit_dataset(ctx.output("dataset"), align, reason, batch, int(sft.epochs), float(sft.gamma),
+                           int(cfg.seed), length_grouped=bool(sft.length_grouped_batches), tokenizer=tokenizer,
+                           cutoff_len=int(sft.cutoff_len))
+    for kind, report in (emitted.get("cutoff") or {}).items():
+        if report.get("dropped_turns"):
+            log.warning("sft: %d of %d supervised %s turns do not fit sft.cutoff_len=%s and lose (part of) their "
+                        "loss in LLaMA-Factory; raise sft.cutoff_len", report["dropped_turns"],
+                        report["assistant_turns"], kind, sft.cutoff_len)
+
+    def args_at(where) -> dict:  # the same arguments with the stage's paths resolved by ``where``
+        model = where(base) if base is not None else Path(str(cfg.model.path))
+        return {**lf_args(cfg, model, where("dataset"), where("model"), emitted["steps_per_epoch"]), **token_args}
+
+    run_args = args_at(ctx.output)
+    if plan is not None:  # this host's geometry: the same global batch, so the same curriculum blocks
+        run_args.update(per_device_train_batch_size=plan.per_device_batch, gradient_accumulation_steps=plan.grad_accum)
     try:
-        validate_args(args, batch_size=batch, world_size=int(sft.world_size))
+        validate_args(run_args, batch_size=batch, world_size=plan.world_size if plan else int(sft.world_size))
     except LlamaFactoryArgsError as err:
         raise GreamError(str(err)) from None
-    relocated = {k: (str(v).replace(str(out), str(final)) if isinstance(v, str) else v) for k, v in args.items()}
-    write_yaml(relocated, out / "sft.yaml")
-    counts = {"examples": {t: sum(e["task"] == t for e in align) for t in sorted({e["task"] for e in align})},
-              "reason_examples": len(reason), "steps": emitted["num_steps"],
+    write_yaml(args_at(ctx.final_path), ctx.output("sft.yaml"))  # for `llamafactory-cli train` after the stage
+    counts = {"seqrec_format": str(sft.seqrec_format),
+              "examples": {t: sum(e["task"] == t for e in align) for t in sorted({e["task"] for e in align})},
+              "targets": {t: sum(count_targets(e) for e in align if e["task"] == t)
+                          for t in sorted({e["task"] for e in align})},
+              "reason_examples": len(reason), "cutoff": emitted.get("cutoff"), "steps": emitted["num_steps"],
               "steps_per_epoch": emitted["steps_per_epoch"], "global_batch": batch, "launch": str(sft.launch),
               "model": model_info}
     if sft.launch == "run":
-        write_yaml(args, out / ".sft.run.yaml")
+        run_yaml = write_yaml(run_args, ctx.output(".sft.run.yaml"))
         budget = None if sft.time_budget_min is None else 60.0 * float(sft.time_budget_min)
-        train(out / ".sft.run.yaml", out / "llamafactory.log", budget)
-        (out / ".sft.run.yaml").unlink()
-        counts["loss"] = loss_summary(out / "model" / "trainer_log.jsonl")
-        if (out / "model" / "budget.json").is_file():
-            counts["time_budget"] = _read(out / "model" / "budget.json")
-    write_json_atomic(out / "summary.json", counts)
+        counts["launch_plan"] = plan.to_dict()
+        train(run_yaml, ctx.output("llamafactory.log"), budget,
+              env=plan.child_env(os.environ, Path(sys.executable).parent))
+        run_yaml.unlink()
+        counts["loss"] = loss_summary(ctx.output("model/trainer_log.jsonl"))
+        if ctx.output("model/budget.json").is_file():
+            counts["time_budget"] = read_json(ctx.output("model/budget.json"))
+    ctx.write_json("summary.json", counts)
     return counts
 
 
-SFT = Stage("sft", ("sft", "model", "seed", "dataset.name"), sft_inputs, run_sft)
+SFT = Stage(
+    "sft", config=("sft", "model", "seed", "data.max_history", "dataset.name"), run=run_sft,
+    consumes=(Input("data", "train.jsonl"), Input("data", "items.json"), Input("index", "index.json"),
+              Input("index", "vocab.json"), Input("synth", "reasoning.jsonl")),
+    produces=("sft.yaml", "summary.json", "dataset/schedule.json"),
+    description="ID tokens, D_align ∪ D_reason in curriculum order for LLaMA-Factory; trains with sft.launch=run")

@@ -1,22 +1,35 @@
 """Alignment tasks D_align and reasoning samples D_reason (paper §4.1–4.3) as chat examples.
 
-Alignment tasks, several phrasings each (the first phrasing of ``seqrec`` is exactly the direct-mode evaluation
-prompt, :func:`gream_pipeline.prompts.direct_messages`, and is used for half of the examples):
+Alignment tasks, several phrasings each:
 
-- ``seqrec``: history IDs → next ID, from *training* examples only (targets s[1..n-3]; never validation/test);
+- ``seqrec`` (sequential recommendation) from *training* items only (a user's sequence minus its validation and
+  test items; never those two), in one of two row formats (``sft.seqrec_format``, :mod:`gream_pipeline.prompts`):
+
+  * ``sequence`` (default): one multi-turn row per window of a user's training sequence, system
+    :data:`~gream_pipeline.prompts.SEQUENCE_SYSTEM` then (user ``next``, assistant ID) per item
+    (:func:`seqrec_sequence_examples`). Every assistant turn is a target, so a user is encoded once instead of n−3
+    times. Windows hold at most ``max_history + 1`` items (the query's history length + its target) and are cut
+    from the end, so a user's most recent items form one full window.
+  * ``per_target`` (the paper's rows): history IDs → next ID, one row per training target s[1..n-3]; half of the
+    rows use the exact evaluation prompt (:func:`gream_pipeline.prompts.direct_messages` in that format), the rest
+    other phrasings (:func:`seqrec_examples`).
+
 - ``item2id``: title (or title + description) → ID;  ``id2title`` / ``id2desc``: ID → title / description;
 - ``preference``: history IDs → the user's preference summary (from the synth stage's reasoning records).
 
 Reasoning samples: the paper's system prompt + history question → the synthesised ``<think>…<answer>`` response.
-An example is ``{"task", "system", "prompt", "response"}``; the LLaMA-Factory glue formats it.
+An example is ``{"task", "system", "prompt", "response"}`` (one turn) or ``{"task", "system", "conversations"}``
+(sharegpt turns ``{"from": "human"|"gpt", "value"}``, alternating, human first: the ``sequence`` rows); the
+LLaMA-Factory glue formats both.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from gream_pipeline.prompts import DIRECT_SYSTEM, REASON_SYSTEM, history_question
+from gream_pipeline.prompts import (DEFAULT_SEQREC_FORMAT, PER_TARGET, REASON_SYSTEM, SEQUENCE, check_seqrec_format,
+                                    direct_messages, history_question, sequence_messages)
 
 ALIGN_SYSTEM = (
     "You are an AI recommendation model that knows every item of the catalogue by its ID "
@@ -40,6 +53,7 @@ PREFERENCE = (
     "The user has interacted with items {history} in chronological order. Summarise the user's preferences.",
     "Based on the purchase history {history}, what does this user like?",
 )
+_ROLE_TAG = {"user": "human", "assistant": "gpt"}
 
 
 def _id(index: Mapping[str, Sequence[str]], item: int | str) -> str:
@@ -51,16 +65,89 @@ def _example(task: str, system: str, prompt: str, response: str) -> dict:
 
 
 def seqrec_examples(train: Sequence[Mapping], index: Mapping[str, Sequence[str]], rng: random.Random) -> list[dict]:
-    """history → next ID; half the examples use the exact evaluation prompt, the rest other phrasings."""
+    """``per_target`` rows: history → next ID, one per training example; half use the exact evaluation prompt
+    (``direct_messages(history, "per_target")``), the rest other phrasings."""
     out = []
     for ex in train:
         history = [_id(index, i) for i in ex["history"]]
         if rng.random() < 0.5:
-            out.append(_example("seqrec", DIRECT_SYSTEM, history_question(history), _id(index, ex["target"])))
+            system, user = (m["content"] for m in direct_messages(history, PER_TARGET))
+            out.append(_example("seqrec", system, user, _id(index, ex["target"])))
         else:
             prompt = rng.choice(SEQREC_VARIANTS).format(history=", ".join(history))
             out.append(_example("seqrec", ALIGN_SYSTEM, prompt, _id(index, ex["target"])))
     return out
+
+
+def training_sequences_from_examples(train: Iterable[Mapping]) -> dict[str, list[int]]:
+    """Each user's training sequence rebuilt from per-target training examples ``{"user","history","target"}``
+    (``train.jsonl``: a user's examples are its prefixes in order, :func:`gream_pipeline.data.split.leave_one_out`).
+
+    The first example's history followed by every target: with the full training split this is exactly
+    :func:`gream_pipeline.data.split.training_sequences` (s[:n-2], users with n ≤ 3 have no training example and
+    are absent), and it only ever contains items of training examples, never a validation or test target. Each
+    example must extend its user's sequence (its history is a suffix of the sequence so far), else ValueError."""
+    out: dict[str, list[int]] = {}
+    for ex in train:
+        user, history, target = str(ex["user"]), [int(i) for i in ex["history"]], int(ex["target"])
+        seq = out.get(user)
+        if seq is None:
+            out[user] = history + [target]
+        elif history and seq[-len(history):] == history:
+            seq.append(target)
+        else:
+            raise ValueError(f"training examples of user {user!r} are not its consecutive prefixes (history "
+                             f"{history[-3:]}… does not end the sequence so far …{seq[-3:]}); pass the whole "
+                             f"training split in its order")
+    return out
+
+
+def sequence_windows(seq: Sequence[int], max_items: int) -> list[list[int]]:
+    """Cut ``seq`` into consecutive, non-overlapping windows of at most ``max_items`` items, from the end: the most
+    recent ``max_items`` items form the last window, the remainder (possibly shorter) the first."""
+    if max_items < 1:
+        raise ValueError(f"max_items must be >= 1, got {max_items}")
+    seq = list(seq)
+    ends = list(range(len(seq), 0, -max_items))
+    return [seq[max(0, e - max_items):e] for e in reversed(ends)]
+
+
+def seqrec_sequence_examples(sequences: Mapping[str, Sequence[int]], index: Mapping[str, Sequence[str]],
+                             max_history: int) -> list[dict]:
+    """``sequence`` rows: per user (training sequence of ≥ 2 items, the users that have a training target), windows
+    of at most ``max_history + 1`` items (:func:`sequence_windows`), each one row
+    ``{"task": "seqrec", "system", "conversations", "user"}`` built by
+    :func:`gream_pipeline.prompts.sequence_messages`. Every item of the sequence is the target of exactly one
+    assistant turn; the first turn of a window predicts its item from no history."""
+    if max_history < 1:
+        raise ValueError(f"max_history must be >= 1, got {max_history}")
+    out = []
+    for user, seq in sequences.items():
+        if len(seq) < 2:
+            continue
+        for window in sequence_windows(seq, max_history + 1):
+            messages = sequence_messages([_id(index, i) for i in window])
+            out.append({"task": "seqrec", "system": messages[0]["content"], "user": str(user),
+                        "conversations": [{"from": _ROLE_TAG[m["role"]], "value": m["content"]}
+                                          for m in messages[1:]]})
+    return out
+
+
+def count_targets(example: Mapping) -> int:
+    """Supervised assistant turns of an example (1 for a one-turn example)."""
+    conv = example.get("conversations")
+    return 1 if conv is None else sum(turn.get("from") == "gpt" for turn in conv)
+
+
+def example_text(example: Mapping) -> str:
+    """The text of an example laid out as the chat template renders it, minus the special tokens (role line, then
+    content, per message): the scratch model's tokenizer corpus, so that BPE also learns the role names and the
+    ``sequence`` marker as they occur in training (``user``, ``assistant``, ``next`` at the start of a line)."""
+    conv = example.get("conversations")
+    turns = ([("user", example["prompt"]), ("assistant", example["response"])] if conv is None
+             else [("user" if t["from"] == "human" else "assistant", t["value"]) for t in conv])
+    system = example.get("system") or ""
+    return "\n".join(([f"system\n{system}"] if system else []) + [f"{role}\n{value}" for role, value in turns])
 
 
 def item_examples(items: Mapping[str, Mapping[str, str]], index: Mapping[str, Sequence[str]], rng: random.Random,
@@ -100,11 +187,22 @@ def reasoning_examples(reasoning: Sequence[Mapping], index: Mapping[str, Sequenc
 
 def build_alignment(train: Sequence[Mapping], items: Mapping[str, Mapping[str, str]],
                     reasoning: Sequence[Mapping], index: Mapping[str, Sequence[str]], seed: int = 0,
-                    max_seqrec: int | None = None) -> list[dict]:
-    """All alignment examples; ``max_seqrec`` keeps a seeded random subset of the sequential examples."""
+                    max_seqrec: int | None = None, seqrec_format: str = DEFAULT_SEQREC_FORMAT,
+                    max_history: int = 20) -> list[dict]:
+    """All alignment examples. ``train`` is the whole training split in its order (``train.jsonl``);
+    ``seqrec_format`` picks the sequential rows (``sequence``: windows of at most ``max_history + 1`` items of each
+    user's training sequence; ``per_target``: one row per training example). ``max_seqrec`` keeps a seeded random
+    subset of the sequential *rows* (``per_target``: targets; ``sequence``: windows, each holding up to
+    ``max_history + 1`` targets)."""
     rng = random.Random(seed)
-    train = list(train)
-    if max_seqrec is not None and len(train) > max_seqrec:
-        train = rng.sample(train, max_seqrec)
-    return seqrec_examples(train, index, rng) + item_examples(items, index, rng) + \
-        preference_examples(reasoning, index, rng)
+    if check_seqrec_format(seqrec_format) == SEQUENCE:
+        seqrec = seqrec_sequence_examples(training_sequences_from_examples(train), index, max_history)
+        if max_seqrec is not None and len(seqrec) > max_seqrec:
+            keep = set(rng.sample(range(len(seqrec)), max_seqrec))
+            seqrec = [e for k, e in enumerate(seqrec) if k in keep]
+    else:
+        train = list(train)
+        if max_seqrec is not None and len(train) > max_seqrec:
+            train = rng.sample(train, max_seqrec)
+        seqrec = seqrec_examples(train, index, rng)
+    return seqrec + item_examples(items, index, rng) + preference_examples(reasoning, index, rng)
