@@ -93,3 +93,9 @@ bench-seqrec: install
 	$(GREAM) stage=data experiment=demo_cpu dataset=scientific
 	$(GREAM) stage=index experiment=demo_cpu dataset=scientific
 	$(PY) bench/seqrec_format.py $(BENCH_ARGS)
+
+# SFT row formats side by side: sequence vs per_target, equal SFT wall time, one thread per lane, Recall@10 on the
+# same 1,000 validation users with a paired bootstrap interval (runs/bench/format_quality.json)
+.PHONY: bench-format
+bench-format: install
+	bash bench/format_quality.sh

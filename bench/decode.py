@@ -1,4 +1,4 @@
-"""Direct-mode decoding benchmark (issue #6): users/s of the trie-beam fast path vs the naive
+"""Direct-mode decoding benchmark: users/s of the trie-beam fast path vs the naive
 `generate(num_beams, prefix_allowed_tokens_fn)` baseline, on the same model and users, in one run.
 
 Defaults: a random ~6M-parameter Qwen3 (byte-level BPE vocabulary ~8k incl. 1,032 ID tokens) and a fake 4-level

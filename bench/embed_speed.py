@@ -1,4 +1,4 @@
-"""Sentence-encoder throughput on real item texts: fp32 vs bf16 (AMX) and max_length, side by side in one run.
+"""Sentence-encoder throughput on real item texts: fp32 vs bf16 and max_length, side by side in one run.
 
 Usage: python bench/embed_speed.py [--run runs/demo_cpu-scientific] [--n 512]
 """

@@ -1,4 +1,4 @@
-"""Padding cost of the emitted SFT batches (issue #7 tuning): tokens the model computes (batch × longest row, as
+"""Padding cost of the emitted SFT batches: tokens the model computes (batch × longest row, as
 LLaMA-Factory pads to the longest row of a batch) for the length-grouped batches of an sft stage vs random batches
 of the same examples (within each kind), same batch size.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quality benchmark (issue #7; not run in CI). One lane per dataset, lanes run in parallel, each pinned to
+# Quality benchmark (not run in CI). One lane per dataset, lanes run in parallel, each pinned to
 # THREADS torch/OMP threads (default 1: two lanes on a 2-core machine; on one lane 2 threads give only ~1.7x).
 # A lane: every gream stage with experiment=$EXPERIMENT (SFT stops at sft.time_budget_min), then most-popular and
 # RecBole SASRec (time budget SASREC_MIN minutes) on exactly the same split, both also scored on the first N test

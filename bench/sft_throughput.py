@@ -1,4 +1,4 @@
-"""SFT step-cost benchmark for the embedded default (issue #7 tuning): examples/s of forward + backward + AdamW on
+"""SFT step-cost benchmark for the embedded default: examples/s of forward + backward + AdamW on
 a scratch Qwen3, for several model sizes, batch sizes, precisions and thread counts, side by side in one run.
 
 Measures the model step only (no LLaMA-Factory data pipeline), on random token batches of the length a direct-mode

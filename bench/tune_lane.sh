@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One tuning lane (issue #7): a short, time-budgeted gream run on Scientific, scored on 1,000 validation users in
+# One tuning lane: a short, time-budgeted gream run on Scientific, scored on 1,000 validation users in
 # direct mode (the test split is left for bench/run_quality.sh). Lanes differ only in the overrides after the name;
 # run two side by side (one thread each) so that they share the machine's noise:
 #   bash bench/tune_lane.sh tune-sentence index.embedder=sentence & bash bench/tune_lane.sh tune-collab index.embedder=collaborative & wait

@@ -97,6 +97,9 @@ def _composition_error(err: Exception) -> str:
 
 
 def main() -> None:
+    # OpenMP threads that sleep instead of spinning while they wait: on a CPU shared with other work, spinning
+    # threads of torch and LLaMA-Factory slow each step several-fold (bench/omp_wait_policy.py).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     register_resolvers()
     # Hydra reports errors in composing the config (an unknown key or group option, bad override syntax) in
     # several lines with exit code 1; with HYDRA_FULL_ERROR they reach this function, which makes them one line

@@ -304,8 +304,8 @@ def _decoding(prefix: str) -> dict[str, Rule]:
     """Decode settings shared by ``eval`` and ``rl.validate`` (gream_pipeline.eval.config.EvalConfig)."""
     rules: dict[str, Rule] = {
         "modes": List(choices=MODES), "ks": List(POS), "num_beams": POS, "top_k": POS, "n_samples": POS,
-        "temperature": TEMPERATURE, "top_p": TOP_P, "max_new_tokens": POS, "batch_size": POS, "stop": List(Str(),
-                                                                                                    empty=True),
+        "temperature": TEMPERATURE, "top_p": TOP_P, "max_new_tokens": POS, "batch_size": POS,
+        "stop": List(Str(), empty=True),
         "seed": Int(0), "max_users": CAP, "direct_prompt_fn": PROMPT_FN, "reason_prompt_fn": PROMPT_FN,
         "direct_system_prompt": Str(nullable=True), "reason_system_prompt": Str(nullable=True),
         "direct_response_prefix": Str(), "reason_response_prefix": Str(), "save_texts": Bool(), "plots": Bool(),
@@ -354,8 +354,8 @@ RULES: dict[str, Rule] = {
     "index.conflict_slot": Bool(), "index.collaborative.dim": POS, "index.collaborative.window": POS,
     # synth (data_synth.config.SynthConfig)
     "synth.base_url": Str(pattern=r"https?://\S+", what="'' (offline) or an http(s):// URL"),
-    "synth.model": Str(numbers=True), "synth.api_key_env": Str(empty=False, pattern=r"[A-Za-z_][A-Za-z0-9_]*",
-                                                               what="an environment variable name"),
+    "synth.model": Str(numbers=True),
+    "synth.api_key_env": Str(empty=False, pattern=r"[A-Za-z_][A-Za-z0-9_]*", what="an environment variable name"),
     "synth.offline": Bool(nullable=True), "synth.temperature": Float(0, nullable=True),
     "synth.max_output_tokens": CAP, "synth.extra_body": Mapping(nullable=True), "synth.concurrency": POS,
     "synth.timeout": Float(0, lo_open=True), "synth.max_retries": COUNT, "synth.max_invalid_retries": COUNT,
@@ -388,9 +388,10 @@ RULES: dict[str, Rule] = {
     "rl.trl.adv_eps": Float(0, lo_open=True), "rl.trl.torch_num_threads": CAP, "rl.trl.max_steps": Int(1, also=(-1,)),
     "rl.trl.learning_rate": Float(0, lo_open=True), "rl.trl.num_generations": Int(2),
     "rl.trl.per_device_train_batch_size": POS, "rl.trl.temperature": Float(0, lo_open=True), "rl.trl.top_p": TOP_P,
-    "rl.trl.beta": Float(0), "rl.trl.weight_decay": Float(0), "rl.trl.loss_type": Choice(("grpo", "bnpo", "dr_grpo",
-                                                                                         "dapo")),
-    "rl.trl.max_completion_length": POS, "rl.trl.max_prompt_length": CAP, "rl.trl.num_train_epochs": Float(0, lo_open=True),
+    "rl.trl.beta": Float(0), "rl.trl.weight_decay": Float(0),
+    "rl.trl.loss_type": Choice(("grpo", "bnpo", "dr_grpo", "dapo")),
+    "rl.trl.max_completion_length": POS, "rl.trl.max_prompt_length": CAP,
+    "rl.trl.num_train_epochs": Float(0, lo_open=True),
     "rl.trl.gradient_checkpointing": Bool(), "rl.trl.bf16": Bool(), "rl.trl.disable_dropout": Bool(),
     "rl.trl.logging_steps": Float(0, lo_open=True), "rl.trl.save_strategy": Choice(("no", "steps", "epoch", "best")),
     "rl.trl.report_to": StrOrList(), "rl.trl.dataloader_pin_memory": Bool(), "rl.trl.use_vllm": Bool(),
@@ -491,7 +492,8 @@ def _codebooks(v: Values, errors: list[str], warnings: list[str]) -> None:
         sizes, named = [v.get("index.codebook_size")] * levels, "index.codebook_size"
     if any(int(s) == 1 for s in sizes):
         warnings.append(f"{named}={show(v.get(named))}: a level with 1 code gives every item the same token there; "
-                        f"items that share all other codes are told apart by the conflict slot only (<e_0>, <e_1>, …)")
+                        f"items that share all other codes are told apart by the conflict slot only "
+                        f"(<e_0>, <e_1>, …)")
 
 
 def _text_source(v: Values, errors: list[str], warnings: list[str]) -> None:

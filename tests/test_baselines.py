@@ -1,4 +1,4 @@
-"""Baselines of issue #7 (bench/baselines/): most-popular on a hand-computed case, and the RecBole atomic-file
+"""Baselines (bench/baselines/): most-popular on a hand-computed case, and the RecBole atomic-file
 conversion + split comparison (pure python; RecBole itself lives in .venv-recbole and is not needed here)."""
 
 from __future__ import annotations

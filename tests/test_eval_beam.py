@@ -1,4 +1,4 @@
-"""Trie-constrained beam search on a tiny random Qwen3 (issue #6 "Done when"):
+"""Trie-constrained beam search on a tiny random Qwen3:
 exact against exhaustive scoring of all valid IDs, and the same top-10 as generate(prefix_allowed_tokens_fn=…)."""
 
 import collections

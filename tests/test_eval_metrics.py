@@ -1,4 +1,4 @@
-"""Evaluation metrics on hand-computed rankings (issue #6: "Metric functions are tested on hand-computed rankings")."""
+"""Evaluation metrics on hand-computed rankings."""
 
 import math
 

@@ -483,7 +483,8 @@ def test_raw_meta_problems_are_blamed_on_the_meta_file(good, tmp_path):
                                                                                         "has a title"))
     assert "reviews.json.gz" not in line and "core" not in line
     _, other = raw_dump(tmp_path / "m2", meta=[{"asin": f"X{i}", "title": "t"} for i in range(6)])
-    loader_fails(preprocess, reviews, other, expect=("m2/meta.json.gz", "none of the 6 items reviewed", "same category"))
+    loader_fails(preprocess, reviews, other,
+                 expect=("m2/meta.json.gz", "none of the 6 items reviewed", "same category"))
     few = [{"reviewerID": f"U{u}", "asin": f"B{i}", "unixReviewTime": u + i} for u in range(2) for i in range(2)]
     sparse, _ = raw_dump(tmp_path / "r3", reviews=few)
     _, meta = raw_dump(tmp_path / "m3")

@@ -1,5 +1,5 @@
 """LLaMA-Factory glue: the batches LF's own trainer feeds the model follow the curriculum schedule exactly;
-a real tiny SFT writes checkpoints and losses; LF's parser validates a GPU config on this CPU host."""
+a real tiny SFT writes checkpoints and losses; LF's parser validates a GPU config on a CPU host."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Most-popular baseline on the data stage's leave-one-out split (issue #7). Pure python + json, main venv.
+"""Most-popular baseline on the data stage's leave-one-out split. Pure python + json, main venv.
 
 Protocol (mirrors the RecBole SASRec baseline in `sasrec_recbole.py`):
 - Popularity = number of interactions of each item in the *training part* of every user's sequence, i.e. the

@@ -1,4 +1,4 @@
-"""SASRec baseline from RecBole 1.2.1 on exactly our leave-one-out split (issue #7). Runs in `.venv-recbole/`.
+"""SASRec baseline from RecBole 1.2.1 on exactly our leave-one-out split. Runs in `.venv-recbole/`.
 
 Set up the environment with `bash bench/baselines/setup_recbole.sh`, then
   .venv-recbole/bin/python bench/baselines/sasrec_recbole.py --dataset-dir runs/demo_cpu-scientific/data \

@@ -1,4 +1,4 @@
-"""Evaluation (issue #6): trie-constrained beam search (direct mode), sampling + Pass@k (reasoning mode), metrics,
+"""Evaluation: trie-constrained beam search (direct mode), sampling + Pass@k (reasoning mode), metrics,
 engines (transformers, vLLM, OpenAI-compatible servers), Ray scale-out, report and plots.
 
 Entry point: `evaluate(model_dir, index, examples, out_dir, cfg) -> metrics dict`.

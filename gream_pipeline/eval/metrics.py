@@ -6,7 +6,7 @@ Recall@K = 1[rank < K] and NDCG@K = 1[rank < K] / log2(rank + 2) with a 0-based 
 Reasoning mode (paper: Pass@K, same estimator as the SRPO sparse bonus, eq. 15):
 pass@k = 1 − C(n−c, k) / C(n, k) for c correct answers among n samples (unbiased, Chen et al. 2021).
 
-Item-level variant (issue #6, point 3). The paper scores *IDs*: a predicted ID equal to the target item's ID is a hit,
+Item-level variant. The paper scores *IDs*: a predicted ID equal to the target item's ID is a hit,
 so when several items share one ID (an index without the conflict slot, e.g. the LETTER Instruments reference index:
 9,897 IDs for 9,922 items) predicting it is a hit for every item that carries it. The item-level rule resolves each
 predicted ID to exactly one item, the way the conflict slot would: an ID held by one item names that item; an ID held

@@ -19,7 +19,7 @@ from gream_pipeline.artifacts import read_json, read_jsonl
 from gream_pipeline.errors import GreamError
 from gream_pipeline.sft.llamafactory_glue import (LlamaFactoryArgsError, emit_dataset, global_batch_size, load_tokenizer,
                                                   llamafactory_args, validate_args, write_yaml)
-from gream_pipeline.sft.model_prep import prepare_model
+from gream_pipeline.sft.model_prep import lf_token_args, prepare_model
 from gream_pipeline.sft.tasks import build_alignment, count_targets, example_text, reasoning_examples
 from gream_pipeline.stages import Input, Stage, StageContext
 
@@ -114,9 +114,9 @@ def prepare(ctx: StageContext, id_tokens: list[str], align: list[dict], reason: 
         path = Path(str(model_cfg.path))
         if cfg.sft.launch == "run" and not (path / "config.json").is_file():
             raise GreamError(f"model.path: {path} is not a local HF model directory (no config.json)")
-        return None, {"source": "local", "path": str(path), "num_id_tokens": len(id_tokens),
-                      "id_tokens_added_by": "llamafactory add_tokens"}, \
-            {"add_tokens": ",".join(id_tokens), "resize_vocab": True}
+        token_args, token_report = lf_token_args(path, id_tokens)
+        return None, {"source": "local", "path": str(path), "num_id_tokens": len(id_tokens), **token_report}, \
+            token_args
     base = prepare_model(str(model_cfg.source), ctx.output("base_model"), id_tokens,
                          tokenizer_corpus(ctx, align, reason) if model_cfg.source == "scratch" else (),
                          arch=OmegaConf.to_container(model_cfg.arch, resolve=True), path=model_cfg.path,
