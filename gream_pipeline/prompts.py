@@ -14,6 +14,11 @@ one the model was trained on:
   (:func:`direct_messages`): rendered with the chat template and the generation prompt, its tokens are exactly the
   prefix of a training row that precedes the next ID, so the trie beam decodes the next assistant turn. A plain
   chat template (or an OpenAI-compatible chat API, verl's chat-template prompts) expresses it.
+- ``continuation``: the assistant turn *is* the user's history. A short system line and a fixed user turn, then one
+  assistant turn holding the window's IDs back to back (:func:`continuation_messages`), so every ID is a target and
+  no chat markup separates them. The query ends with that assistant turn holding the history, to be continued
+  (rendered as the generation prompt followed by the history IDs: ``continue_final_message`` in transformers, vLLM
+  and SGLang's chat APIs, and in TRL).
 - ``per_target`` (the paper's rows): system ``DIRECT_SYSTEM`` + the paper's Appendix C user turn listing the
   history → one ID. One row per training target.
 
@@ -37,8 +42,12 @@ DIRECT_SYSTEM = (
 SEQUENCE_SYSTEM = "Answer each next with the ID of the user's next item."
 NEXT = "next"
 
-SEQUENCE, PER_TARGET = "sequence", "per_target"
-SEQREC_FORMATS = (SEQUENCE, PER_TARGET)
+#: ``continuation`` format: the system line and the user turn of every row and query.
+CONTINUATION_SYSTEM = "Continue the user's sequence of item IDs."
+HISTORY = "history"
+
+SEQUENCE, CONTINUATION, PER_TARGET = "sequence", "continuation", "per_target"
+SEQREC_FORMATS = (SEQUENCE, CONTINUATION, PER_TARGET)
 DEFAULT_SEQREC_FORMAT = SEQUENCE
 
 Messages = list[dict[str, str]]
@@ -65,6 +74,13 @@ def sequence_messages(item_ids: Sequence[str], system: str = SEQUENCE_SYSTEM) ->
     return messages
 
 
+def continuation_messages(item_ids: Sequence[str]) -> Messages:
+    """``continuation`` format: system + user ``HISTORY`` + one assistant turn with the IDs back to back. As an SFT
+    row every ID is a target; as a query its assistant turn is continued (:func:`direct_messages`)."""
+    return [{"role": "system", "content": CONTINUATION_SYSTEM}, {"role": "user", "content": HISTORY},
+            {"role": "assistant", "content": "".join(item_ids)}]
+
+
 def direct_messages(history_ids: Sequence[str], fmt: str = DEFAULT_SEQREC_FORMAT,
                     max_history: int | None = None) -> Messages:
     """Chat messages of a direct-mode query for ``history_ids`` (oldest first) in row format ``fmt``; render them
@@ -73,12 +89,19 @@ def direct_messages(history_ids: Sequence[str], fmt: str = DEFAULT_SEQREC_FORMAT
     history = list(history_ids)[-max_history:] if max_history else list(history_ids)
     if check_seqrec_format(fmt) == SEQUENCE:
         return sequence_messages(history) + [{"role": "user", "content": NEXT}]
+    if fmt == CONTINUATION:
+        return continuation_messages(history)
     return [{"role": "system", "content": DIRECT_SYSTEM}, {"role": "user", "content": history_question(history)}]
 
 
 def sequence_direct_messages(history_ids: Sequence[str]) -> Messages:
     """:func:`direct_messages` in the ``sequence`` format (one-argument prompt function for evaluation)."""
     return direct_messages(history_ids, SEQUENCE)
+
+
+def continuation_direct_messages(history_ids: Sequence[str]) -> Messages:
+    """:func:`direct_messages` in the ``continuation`` format (one-argument prompt function for evaluation)."""
+    return direct_messages(history_ids, CONTINUATION)
 
 
 def per_target_direct_messages(history_ids: Sequence[str]) -> Messages:
@@ -88,12 +111,14 @@ def per_target_direct_messages(history_ids: Sequence[str]) -> Messages:
 
 #: ``EvalConfig.direct_prompt_fn`` value ("module:function", picklable for Ray workers) per row format.
 DIRECT_PROMPT_FNS = {SEQUENCE: f"{__name__}:sequence_direct_messages",
+                     CONTINUATION: f"{__name__}:continuation_direct_messages",
                      PER_TARGET: f"{__name__}:per_target_direct_messages"}
 
 
 def direct_prompt_fn(fmt: str) -> Callable[[Sequence[str]], Messages]:
     """The one-argument direct-mode prompt function of row format ``fmt``."""
-    return {SEQUENCE: sequence_direct_messages, PER_TARGET: per_target_direct_messages}[check_seqrec_format(fmt)]
+    return {SEQUENCE: sequence_direct_messages, CONTINUATION: continuation_direct_messages,
+            PER_TARGET: per_target_direct_messages}[check_seqrec_format(fmt)]
 
 
 def reason_messages(history_ids: Sequence[str]) -> Messages:

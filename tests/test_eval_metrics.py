@@ -118,3 +118,38 @@ def test_paper_rows_and_report_table():
     assert "| paper: GREAM-Align | 0.0711 | 0.1026 | 0.1207 | – | 0.0872 | 0.0931 |" in md
     assert "| this run | 0.0300 |" in md
     assert "No published numbers" in write_report(metrics, eval_config(dataset="Scientific"))
+
+
+def test_wilson_interval_hand_computed():
+    from gream_pipeline.eval.metrics import wilson_interval
+
+    lo, hi = wilson_interval(10, 100)  # p=0.1, n=100, z=1.96: centre 0.11725, half 0.06234 (by hand)
+    assert lo == pytest.approx(0.05523, abs=1e-4) and hi == pytest.approx(0.17437, abs=1e-4)
+    assert wilson_interval(0, 50)[0] == 0.0 and 0 < wilson_interval(0, 50)[1] < 0.08
+    assert wilson_interval(0, 0) == (0.0, 0.0)
+
+
+def test_paired_bootstrap_brackets_the_paired_difference():
+    from gream_pipeline.eval.metrics import paired_bootstrap
+
+    a, b = [1.0] * 30 + [0.0] * 70, [1.0] * 10 + [0.0] * 90  # b's hits are a subset of a's: diff 0.2
+    res = paired_bootstrap(a, b, iters=500, seed=1)
+    assert res["diff"] == pytest.approx(0.2) and res["lo"] < 0.2 < res["hi"] and res["lo"] > 0.1
+    same = paired_bootstrap(a, a, iters=200)
+    assert same == {"diff": 0.0, "lo": 0.0, "hi": 0.0, "n": 100}
+    with pytest.raises(ValueError):
+        paired_bootstrap([1.0], [])
+
+
+def test_most_popular_counts_only_what_precedes_the_target():
+    from gream_pipeline.eval.baselines import most_popular, popularity_order
+
+    seqs = {"u1": [1, 2, 3], "u2": [2, 3, 4], "u3": [2, 1, 4]}
+    # test split counts s[:-1]: 1:2, 2:3, 3:1, 4:0; ties by item id
+    assert popularity_order(seqs, 1) == ["2", "1", "3", "4"]
+    # validation split counts s[:-2]: 1:1, 2:2, 3:0, 4:0
+    assert popularity_order(seqs, 2) == ["2", "1", "3", "4"]
+    examples = [{"user": "u1", "target": 3}, {"user": "u2", "target": 4}, {"user": "u3", "target": 4}]
+    metrics, top = most_popular(seqs, examples, "test", [1, 5])
+    assert top == ["2", "1", "3", "4"] and metrics["recall@1"] == 0.0 and metrics["recall@5"] == 1.0
+    assert metrics["ndcg@5"] == pytest.approx((1 / math.log2(4) + 2 / math.log2(5)) / 3)

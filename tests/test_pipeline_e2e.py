@@ -50,7 +50,7 @@ def test_sft_checkpoint_tokenizer_and_falling_loss(pipeline_run):
     third = max(1, len(losses) // 3)
     assert sum(losses[-third:]) / third < sum(losses[:third]) / third
     summary = json.loads((run_dir / "sft" / "summary.json").read_text())
-    assert summary["seqrec_format"] == "sequence" and summary["reason_examples"] == 16
+    assert summary["seqrec_format"] == "continuation" and summary["reason_examples"] == 16
     train = [json.loads(line) for line in (run_dir / "data" / "train.jsonl").open()]
     items_per_user: dict = {}
     for ex in train:  # each user's training items: its first item plus every training target

@@ -291,3 +291,38 @@ def test_lf_trainer_batches_follow_the_curriculum(lf):
         block = slice((s - 1) * BATCH, s * BATCH)
         assert by_step[s] == encoded[block], s
         assert {row["kind"] for row in lf["rows"][block]} == {kind}, s
+
+
+def test_continuation_rows_supervise_every_id_and_the_query_is_their_prefix(tmp_path):
+    """``continuation``: one single-turn row per window whose response is the window's IDs back to back; LF labels
+    the whole response, and the tokens of the query for the row's first k items (a continued assistant turn) are
+    exactly the row's tokens before its (k+1)-th ID."""
+    from gream_pipeline.prompts import CONTINUATION_SYSTEM, HISTORY, continuation_messages
+    from gream_pipeline.semantic_ids import split_ids
+
+    train = [e.to_dict() for e in leave_one_out(sequences(), MAX_HISTORY)["train"]]
+    align = build_alignment(train, {}, [], INDEX, seed=0, seqrec_format="continuation", max_history=MAX_HISTORY)
+    users = training_sequences_from_examples(train)
+    assert len(align) == sum(len(sequence_windows(s, MAX_HISTORY + 1)) for s in users.values())
+    assert sum(count_targets(e) for e in align) == sum(len(s) for s in users.values())  # every training item once
+    assert all(e["system"] == CONTINUATION_SYSTEM and e["prompt"] == HISTORY for e in align)
+    model_dir = prepare_model("scratch", tmp_path / "model", ID_TOKENS, [example_text(e) for e in align], arch=TINY,
+                              seed=0)
+    summary = emit_dataset(tmp_path / "data", align, [], BATCH, 1, GAMMA, SEED,
+                           tokenizer=load_tokenizer(model_dir, ID_TOKENS), cutoff_len=CUTOFF)
+    assert summary["n_align_targets"] == sum(count_targets(e) for e in align)
+    args = llamafactory_args(model_dir, tmp_path / "data", tmp_path / "out", per_device_batch=PER_DEVICE,
+                             grad_accum=ACCUM, lr=1e-3, cutoff_len=CUTOFF, gradient_checkpointing=False, seed=SEED)
+    tok, dataset = lf_dataset(args)
+    rows = [json.loads(line) for line in (tmp_path / "data" / DATA_FILE).read_text().splitlines()]
+    for row, ex in zip(rows, dataset):
+        ids, labels = ex["input_ids"], ex["labels"]
+        ((a, b),) = label_spans(labels)
+        response = row["conversations"][1]["value"]
+        assert tok.decode(ids[a:b]) == response + "<|im_end|>\n"
+        window = ["".join(t) for t in split_ids(response)]
+        assert "".join(window) == response
+        for k in range(len(window)):
+            query = render(tok, direct_messages(window[:k], "continuation"))
+            assert query == ids[:a + len(tok(''.join(window[:k]), add_special_tokens=False)["input_ids"])]
+        assert continuation_messages(window)[-1]["content"] == response

@@ -48,14 +48,18 @@ def resolve_prompt_fn(spec: PromptFn | str | None, default: PromptFn) -> PromptF
 
 def render(tokenizer, prompt: Any, system_prompt: str | None = None, response_prefix: str = "") -> list[int]:
     """Token ids of a prompt: messages through the chat template (system prompt prepended unless present), or a plain
-    string verbatim; `response_prefix` is appended after the generation prompt."""
+    string verbatim; a final assistant message is continued (rendered after the generation prompt, unclosed);
+    `response_prefix` is appended after the generation prompt."""
     if isinstance(prompt, str):
         text = prompt
     else:
         messages = list(prompt)
         if system_prompt is not None and not any(m.get("role") == "system" for m in messages):
             messages = [{"role": "system", "content": system_prompt}] + messages
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        continued = messages[-1]["content"] if messages and messages[-1].get("role") == "assistant" else None
+        if continued is not None:  # an assistant turn to continue: the generation prompt, then its text
+            messages = messages[:-1]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + (continued or "")
     return tokenizer(text + response_prefix, add_special_tokens=False)["input_ids"]
 
 

@@ -83,7 +83,7 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit=" users", desc="eval", disable=not enabled, dynamic_ncols=True)
 
 
-def _run_local(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]:
+def _run_local(model_dir, index, cfg, prompts, batches, info: dict) -> list[dict[str, list]]:
     runner = BatchRunner(str(model_dir), index, cfg)
     results = []
     with _progress(sum(len(b) for b in batches), cfg.progress) as bar:
@@ -94,7 +94,74 @@ def _run_local(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]
     return results
 
 
-def _run_ray(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]:
+def worker_device(requested: str, gpu_ids: Sequence[Any], visible: str | None) -> str:
+    """The torch device of a Ray worker: its Ray-assigned GPU when it has one, else `requested`.
+
+    Ray sets CUDA_VISIBLE_DEVICES of an actor with num_gpus > 0 to its assigned GPU ids, so the first assigned GPU is
+    the local index of that id in CUDA_VISIBLE_DEVICES (0 in the usual case); without the variable the id itself is
+    the index. Never a hard-coded cuda:0 of a worker that owns no GPU."""
+    if not gpu_ids:
+        return requested
+    first = str(gpu_ids[0])
+    vis = [v.strip() for v in (visible or "").split(",") if v.strip()]
+    idx = vis.index(first) if first in vis else (0 if vis else int(first) if first.isdigit() else 0)
+    return f"cuda:{idx}"
+
+
+class RayBatchRunner(BatchRunner):
+    """A BatchRunner inside a Ray actor: an HF engine set to a CUDA device runs on the GPU Ray assigned to it."""
+
+    def __init__(self, model_dir: str, index: Mapping[str, Sequence[str]], cfg: EvalConfig):
+        import ray
+
+        gpu_ids = ray.get_gpu_ids()
+        self.device = cfg.engine.device
+        if gpu_ids and cfg.engine.kind in ("hf", "transformers") and str(cfg.engine.device).startswith("cuda"):
+            self.device = worker_device(cfg.engine.device, gpu_ids, os.environ.get("CUDA_VISIBLE_DEVICES"))
+            cfg = replace(cfg, engine=replace(cfg.engine, device=self.device))
+        self.placement = {"node": ray.get_runtime_context().get_node_id(), "gpu_ids": [str(g) for g in gpu_ids],
+                          "device": self.device, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        super().__init__(model_dir, index, cfg)
+
+    def where(self) -> dict[str, Any]:
+        return self.placement
+
+
+def _needs_gpu(cfg: EvalConfig) -> bool:
+    """An engine that runs the model in the worker on CUDA (hf/vllm with device cuda*; openai servers need none)."""
+    return cfg.engine.kind in ("hf", "transformers", "vllm") and str(cfg.engine.device).startswith("cuda")
+
+
+def ray_address(cfg: EvalConfig) -> str | None:
+    """Cluster to join: `eval.ray.address` (e.g. "auto" or "ray://head:10001"), else $RAY_ADDRESS; None: start one."""
+    return cfg.ray.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def worker_resources(cfg: EvalConfig, cluster_gpus: float) -> tuple[int, float]:
+    """(workers, GPUs per worker). `num_gpus_per_worker` > 0 is used as given; 0 with a CUDA engine reserves one GPU
+    per worker (else every worker would share the GPU it happens to see). Workers that the cluster's GPUs cannot
+    place are dropped with a warning (they would wait forever); no GPU at all for a CUDA engine is an error."""
+    rc = cfg.ray
+    n = max(1, int(rc.num_workers))
+    gpus = float(rc.num_gpus_per_worker or 0.0)
+    if gpus <= 0 and _needs_gpu(cfg):
+        gpus = 1.0
+    if gpus > 0:
+        fit = int(cluster_gpus // gpus + 1e-9)
+        if fit < 1:
+            raise RuntimeError(f"eval on Ray: each worker needs {gpus:g} GPU (engine.device={cfg.engine.device!r}, "
+                               f"ray.num_gpus_per_worker={rc.num_gpus_per_worker}) but the Ray cluster has "
+                               f"{cluster_gpus:g} GPUs")
+        if fit < n:
+            log.warning("eval on Ray: %d workers × %g GPU do not fit the cluster's %g GPUs; using %d workers",
+                        n, gpus, cluster_gpus, fit)
+            n = fit
+    return n, gpus
+
+
+def _run_ray(model_dir, index, cfg, prompts, batches, info: dict) -> list[dict[str, list]]:
+    """Joins a running cluster (`eval.ray.address`, "auto", or $RAY_ADDRESS: then Ray takes no num_cpus/num_gpus
+    and the cluster's resources apply) or starts a local Ray sized for the workers (GPUs: Ray detects them)."""
     import ray
     from ray.util import ActorPool
 
@@ -103,20 +170,24 @@ def _run_ray(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]:
     if not ray.is_initialized():
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                            os.environ.get("PYTHONPATH", "")])), **rc.env_vars}
-        kwargs: dict[str, Any] = {"include_dashboard": False, "runtime_env": {"env_vars": env},
-                                  "log_to_driver": False}
-        if rc.address:
-            ray.init(address=rc.address, **kwargs)
+        kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False}
+        address = ray_address(cfg)
+        if address:
+            ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=max(1, int(rc.num_workers * rc.num_cpus_per_worker)), **kwargs)
+            ray.init(num_cpus=max(1, int(rc.num_workers * rc.num_cpus_per_worker)), include_dashboard=False,
+                     **kwargs)
         started = True
     try:
+        n_workers, gpus = worker_resources(cfg, float(ray.cluster_resources().get("GPU", 0.0)))
         worker_cfg = replace(cfg, direct_prompt_fn=None, reason_prompt_fn=None, progress=False)
         if not cfg.engine.num_threads and cfg.engine.kind == "hf":
             worker_cfg.engine = replace(cfg.engine, num_threads=max(1, int(rc.num_cpus_per_worker)))
-        Actor = ray.remote(num_cpus=rc.num_cpus_per_worker, num_gpus=rc.num_gpus_per_worker)(BatchRunner)
+        Actor = ray.remote(num_cpus=rc.num_cpus_per_worker, num_gpus=gpus)(RayBatchRunner)
         index_ref = ray.put(dict(index))
-        actors = [Actor.remote(str(model_dir), index_ref, worker_cfg) for _ in range(max(1, rc.num_workers))]
+        actors = [Actor.remote(str(model_dir), index_ref, worker_cfg) for _ in range(n_workers)]
+        placement = ray.get([a.where.remote() for a in actors])
+        log.info("eval on Ray: %d workers %s", n_workers, placement)
         jobs = [(bi, {m: [p[i] for i in b] for m, p in prompts.items()}) for bi, b in enumerate(batches)]
         results = []
         with _progress(sum(len(b) for b in batches), cfg.progress) as bar:
@@ -126,6 +197,7 @@ def _run_ray(model_dir, index, cfg, prompts, batches) -> list[dict[str, list]]:
                 bar.update(len(b))
         for a in actors:
             ray.kill(a)
+        info["ray_workers"], info["ray_placement"] = n_workers, placement
         return results
     finally:
         if started:
@@ -209,7 +281,8 @@ def evaluate(model_dir: Path, index: dict[str, list[str]], examples: list[dict],
     batches = _batches(len(examples), cfg.batch_size)
     t0 = time.perf_counter()
     run = _run_ray if cfg.ray.enabled else _run_local
-    results = run(model_dir, index, cfg, prompts, batches) if examples else []
+    info: dict[str, Any] = {"ray_workers": 0}
+    results = run(model_dir, index, cfg, prompts, batches, info) if examples else []
     elapsed = time.perf_counter() - t0
     records = _user_records(examples, catalog, results, batches, cfg)
     metrics = compute_metrics(records, catalog, cfg.ks)
@@ -218,9 +291,9 @@ def evaluate(model_dir: Path, index: dict[str, list[str]], examples: list[dict],
         "split": cfg.split, "dataset": cfg.dataset, "n_users": len(examples), "n_ids": len(catalog.ids),
         "n_items": len(catalog.item_to_id), "modes": list(cfg.modes), "engine": cfg.engine.kind,
         "num_beams": cfg.num_beams, "n_samples": cfg.n_samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
-        "ray_workers": cfg.ray.num_workers if cfg.ray.enabled else 0, "answer_parser": parser_origin,
+        "ray_workers": info["ray_workers"], "answer_parser": parser_origin,
         "elapsed_s": round(elapsed, 3), "users_per_s": round(len(examples) / elapsed, 4) if elapsed > 0 else None,
-        "model_dir": str(model_dir)}
+        "model_dir": str(model_dir), **({"ray_placement": info["ray_placement"]} if "ray_placement" in info else {})}
     _write_atomic(out_dir / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     _write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plots = write_plots(metrics, records, out_dir, cfg) if cfg.plots else []

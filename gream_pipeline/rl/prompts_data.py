@@ -10,7 +10,6 @@ arguments) and :func:`write_verl_parquet` turns them into the file verl's ``RLHF
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -79,12 +78,5 @@ def write_verl_parquet(records: Iterable[Mapping], path: str | os.PathLike, data
         raise ValueError("no records to write")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    try:
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    pd.DataFrame(rows).to_parquet(path, index=False)  # inside a stage's output folder, committed atomically
     return len(rows)

@@ -80,6 +80,14 @@ def validate(ctx: StageContext, model: Path, out: Path) -> dict:
             for mode in ctx.cfg.rl.validate.modes}
 
 
+def require_verl_prompts(cfg: DictConfig) -> None:
+    """verl renders every prompt with ``add_generation_prompt=True``; a ``continuation`` query (an assistant turn to
+    continue) cannot be expressed there."""
+    if str(cfg.sft.seqrec_format) == "continuation":
+        raise GreamError("rl.backend=verl needs prompts verl's chat template can express: sft.seqrec_format="
+                         "continuation ends its queries in an assistant turn to continue; use sequence or per_target")
+
+
 def run_rl(ctx: StageContext) -> dict:
     from gream_pipeline.rl.trl_srpo import train_srpo
 
@@ -87,6 +95,7 @@ def run_rl(ctx: StageContext) -> dict:
     _, _, launch_overrides, final_overrides = emit_verl_data(ctx)
     sft_model = ctx.input("sft", "model")
     if rl.backend == "verl":  # launched with this attempt's paths; its HF model is linked to model/ for eval
+        require_verl_prompts(cfg)
         job = verl_job.run_job(launch_overrides, ctx.out, ctx.output("verl.log"))
         summary = {"backend": "verl", "overrides": final_overrides, "model_step": job["model_step"],
                    "model_source": job["model_source"], "metrics": job["metrics"]}
@@ -118,6 +127,7 @@ def run_rl_check(ctx: StageContext) -> dict:
     """Compose exactly the job ``rl.backend=verl`` launches (the same overrides, built by :func:`emit_verl_data`
     with this stage's folder in place of the rl stage's), validate it with verl, run verl's advantage dispatch and
     assert the hand-over (:func:`verl_job.handover_checks`, strict). Paths in the outputs are the committed ones."""
+    require_verl_prompts(ctx.cfg)
     train_files, _, launch_overrides, _ = emit_verl_data(ctx)
     composed = verl_job.compose(launch_overrides)
     import pandas as pd

@@ -91,12 +91,13 @@ def to_sharegpt(example: Mapping[str, Any], kind: str) -> dict:
         raise TypeError(f"{kind} example has a non-string system prompt")
     return {"system": system,
             "conversations": [{"from": ("human", "gpt")[k % 2], "value": v} for k, v in enumerate(values)],
-            "kind": kind, "task": str(example.get("task", kind))}
+            "kind": kind, "task": str(example.get("task", kind)),
+            "targets": int(example.get("targets", len(values) // 2))}
 
 
 def n_targets(row: Mapping[str, Any]) -> int:
-    """Supervised (assistant) turns of a sharegpt row."""
-    return sum(turn["from"] == "gpt" for turn in row["conversations"])
+    """Supervised next-item targets of a sharegpt row: its ``targets`` column, else its assistant turns."""
+    return int(row["targets"]) if "targets" in row else sum(turn["from"] == "gpt" for turn in row["conversations"])
 
 
 # ------------------------------------------------------------------------------------------- tokens and cutoff
@@ -172,7 +173,8 @@ def fit_to_cutoff(rows: Sequence[dict], tokenizer, cutoff_len: int, template: st
         pairs = encode(row)
         pieces = [row]
         if kept_turns(pairs, cutoff_len, efficient_eos) < len(pairs) and len(pairs) > 1:
-            pieces = _split_to_fit(row, len(pairs), cutoff_len - efficient_eos, encode)
+            pieces = [{**piece, "targets": sum(t["from"] == "gpt" for t in piece["conversations"])}
+                      for piece in _split_to_fit(row, len(pairs), cutoff_len - efficient_eos, encode)]
             report["rows_split"] += 1
         for piece in pieces:
             piece_pairs = pairs if piece is row else encode(piece)
@@ -431,15 +433,11 @@ def validate_args(args: Mapping[str, Any], *, batch_size: int | None = None, wor
 
 
 def write_yaml(args: Mapping[str, Any], path: Path) -> Path:
-    """Write ``args`` as a ``llamafactory-cli train`` YAML (atomic), keys in insertion order."""
-    import tempfile
-
+    """Write ``args`` as a ``llamafactory-cli train`` YAML, keys in insertion order."""
     import yaml
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
+    with open(path, "w") as handle:
         yaml.safe_dump(dict(args), handle, sort_keys=False, allow_unicode=True)
-    os.replace(tmp, path)
     return path

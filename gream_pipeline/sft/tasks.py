@@ -28,7 +28,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
-from gream_pipeline.prompts import (DEFAULT_SEQREC_FORMAT, PER_TARGET, REASON_SYSTEM, SEQUENCE, check_seqrec_format,
+from gream_pipeline.prompts import (CONTINUATION, DEFAULT_SEQREC_FORMAT, PER_TARGET, REASON_SYSTEM, SEQUENCE,
+                                    check_seqrec_format, continuation_messages,
                                     direct_messages, history_question, sequence_messages)
 
 ALIGN_SYSTEM = (
@@ -112,29 +113,44 @@ def sequence_windows(seq: Sequence[int], max_items: int) -> list[list[int]]:
     return [seq[max(0, e - max_items):e] for e in reversed(ends)]
 
 
-def seqrec_sequence_examples(sequences: Mapping[str, Sequence[int]], index: Mapping[str, Sequence[str]],
-                             max_history: int) -> list[dict]:
-    """``sequence`` rows: per user (training sequence of ≥ 2 items, the users that have a training target), windows
-    of at most ``max_history + 1`` items (:func:`sequence_windows`), each one row
-    ``{"task": "seqrec", "system", "conversations", "user"}`` built by
-    :func:`gream_pipeline.prompts.sequence_messages`. Every item of the sequence is the target of exactly one
-    assistant turn; the first turn of a window predicts its item from no history."""
+def user_windows(sequences: Mapping[str, Sequence[int]], index: Mapping[str, Sequence[str]],
+                 max_history: int) -> list[tuple[str, list[str]]]:
+    """(user, window of ID strings) for every user with a training target (a training sequence of ≥ 2 items):
+    windows of at most ``max_history + 1`` items (:func:`sequence_windows`), so every training item is in one."""
     if max_history < 1:
         raise ValueError(f"max_history must be >= 1, got {max_history}")
+    return [(str(user), [_id(index, i) for i in window]) for user, seq in sequences.items() if len(seq) >= 2
+            for window in sequence_windows(seq, max_history + 1)]
+
+
+def seqrec_sequence_examples(sequences: Mapping[str, Sequence[int]], index: Mapping[str, Sequence[str]],
+                             max_history: int) -> list[dict]:
+    """``sequence`` rows: one row ``{"task": "seqrec", "system", "conversations", "user"}`` per window
+    (:func:`user_windows`) built by :func:`gream_pipeline.prompts.sequence_messages`. Every item of the sequence is
+    the target of exactly one assistant turn; the first turn of a window predicts its item from no history."""
     out = []
-    for user, seq in sequences.items():
-        if len(seq) < 2:
-            continue
-        for window in sequence_windows(seq, max_history + 1):
-            messages = sequence_messages([_id(index, i) for i in window])
-            out.append({"task": "seqrec", "system": messages[0]["content"], "user": str(user),
-                        "conversations": [{"from": _ROLE_TAG[m["role"]], "value": m["content"]}
-                                          for m in messages[1:]]})
+    for user, window in user_windows(sequences, index, max_history):
+        messages = sequence_messages(window)
+        out.append({"task": "seqrec", "system": messages[0]["content"], "user": user,
+                    "conversations": [{"from": _ROLE_TAG[m["role"]], "value": m["content"]} for m in messages[1:]]})
+    return out
+
+
+def seqrec_continuation_examples(sequences: Mapping[str, Sequence[int]], index: Mapping[str, Sequence[str]],
+                                 max_history: int) -> list[dict]:
+    """``continuation`` rows: one single-turn row per window (:func:`user_windows`) whose response is the window's
+    IDs back to back (:func:`gream_pipeline.prompts.continuation_messages`); ``targets`` counts them."""
+    out = []
+    for user, window in user_windows(sequences, index, max_history):
+        system, prompt, response = (m["content"] for m in continuation_messages(window))
+        out.append({**_example("seqrec", system, prompt, response), "user": user, "targets": len(window)})
     return out
 
 
 def count_targets(example: Mapping) -> int:
-    """Supervised assistant turns of an example (1 for a one-turn example)."""
+    """Supervised next-item targets of an example: its ``targets`` field, else its assistant turns."""
+    if "targets" in example:
+        return int(example["targets"])
     conv = example.get("conversations")
     return 1 if conv is None else sum(turn.get("from") == "gpt" for turn in conv)
 
@@ -195,8 +211,9 @@ def build_alignment(train: Sequence[Mapping], items: Mapping[str, Mapping[str, s
     subset of the sequential *rows* (``per_target``: targets; ``sequence``: windows, each holding up to
     ``max_history + 1`` targets)."""
     rng = random.Random(seed)
-    if check_seqrec_format(seqrec_format) == SEQUENCE:
-        seqrec = seqrec_sequence_examples(training_sequences_from_examples(train), index, max_history)
+    if check_seqrec_format(seqrec_format) in (SEQUENCE, CONTINUATION):
+        build = seqrec_sequence_examples if seqrec_format == SEQUENCE else seqrec_continuation_examples
+        seqrec = build(training_sequences_from_examples(train), index, max_history)
         if max_seqrec is not None and len(seqrec) > max_seqrec:
             keep = set(rng.sample(range(len(seqrec)), max_seqrec))
             seqrec = [e for k, e in enumerate(seqrec) if k in keep]
