@@ -43,8 +43,10 @@ data enrich index synth sft rl eval rl_check all: install
 
 # Compose the verl SRPO job (verl's ppo_trainer + recipes/verl/srpo_trainer.yaml + our data), validate it and run
 # verl's compute_advantage dispatch with `srpo` on a scored batch; fails loudly on any config error.
+# verl renders prompts with the generation prompt, so the check composes the job for `sequence` rows (the demo's
+# `continuation` rows end in an assistant turn to continue); ARGS may say otherwise (e.g. per_target).
 rl-check: install
-	$(GREAM) stage=rl_check force=true $(ARGS)
+	$(GREAM) stage=rl_check force=true sft.seqrec_format=sequence $(ARGS)
 
 # Collision statistics of any index.json, e.g. the prebuilt one: make index-stats INDEX=../shared/datasets/Instruments/Instruments.index.json
 index-stats: install

@@ -101,6 +101,7 @@ class StageDir:
     def __enter__(self) -> Path:
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.tmp-{os.getpid()}-", dir=self.final.parent))
+        self.tmp.chmod(0o755)  # mkdtemp's 0700 would make the committed stage folder private, unlike its files
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> bool:

@@ -259,7 +259,7 @@ BAD_VALUES = {
         ("sft.lr=-1", ("sft.lr=-1: out of range", "a number > 0")),
         ("sft.epochs=1.5", ("sft.epochs=1.5: not a whole number",)),
         ("sft.launch=maybe", ("sft.launch=maybe", "run | emit")),
-        ("sft.seqrec_format=rows", ("sft.seqrec_format=rows", "sequence | per_target")),
+        ("sft.seqrec_format=rows", ("sft.seqrec_format=rows", "sequence | continuation | per_target")),
         ("rl.backend=ray", ("rl.backend=ray", "trl | verl")),
         ("rl.mode=both", ("rl.mode=both", "direct | reason")),
     ],

@@ -84,7 +84,9 @@ def test_rerun_is_a_noop_and_rl_check_passes(pipeline_run):
     again = run_gream(*overrides, runs_dir=root / "runs")
     out = again.stdout + again.stderr
     assert out.count("up to date") == 6
-    check = run_gream(*overrides[1:], "stage=rl_check", runs_dir=root / "runs")
+    refused = run_gream(*overrides[1:], "stage=rl_check", runs_dir=root / "runs", check=False)
+    assert refused.returncode == 2 and "needs prompts verl's chat template can express" in refused.stdout
+    check = run_gream(*overrides[1:], "stage=rl_check", "sft.seqrec_format=sequence", runs_dir=root / "runs")
     report = json.loads((run_dir / "rl_check" / "check.json").read_text())
     assert report["validate_config"] == "ok" and report["advantage_max_abs_diff"] < 1e-5
     assert "srpo" in report["estimator"] and "up to date" not in check.stdout + check.stderr

@@ -19,7 +19,8 @@ pytest.importorskip("verl")
 from tests.conftest import run_gream, write_lcrec  # noqa: E402
 
 N_ITEMS, N_USERS = 30, 40
-TINY = ["index.embedder=collaborative", "index.codebook_size=8", "index.kmeans_iters=5"]
+# verl renders every prompt with the generation prompt: its jobs use `sequence` (or per_target) rows
+TINY = ["index.embedder=collaborative", "index.codebook_size=8", "index.kmeans_iters=5", "sft.seqrec_format=sequence"]
 
 
 @pytest.fixture(scope="module")

@@ -253,12 +253,6 @@ def compute_metrics(records: Sequence[Mapping[str, Any]], catalog: IDCatalog, ks
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def evaluate(model_dir: Path, index: dict[str, list[str]], examples: list[dict], out_dir: Path,
              cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate a checkpoint on one split; write metrics.json, predictions.jsonl, report.md and plots to `out_dir`.
@@ -294,9 +288,9 @@ def evaluate(model_dir: Path, index: dict[str, list[str]], examples: list[dict],
         "ray_workers": info["ray_workers"], "answer_parser": parser_origin,
         "elapsed_s": round(elapsed, 3), "users_per_s": round(len(examples) / elapsed, 4) if elapsed > 0 else None,
         "model_dir": str(model_dir), **({"ray_placement": info["ray_placement"]} if "ray_placement" in info else {})}
-    _write_atomic(out_dir / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    _write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    (out_dir / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plots = write_plots(metrics, records, out_dir, cfg) if cfg.plots else []
-    _write_atomic(out_dir / "report.md", write_report(metrics, cfg, plots))
+    (out_dir / "report.md").write_text(write_report(metrics, cfg, plots))
     log.info("eval %s: %s", cfg.split, json.dumps({k: v for k, v in metrics.items() if k != "meta"}))
     return metrics
