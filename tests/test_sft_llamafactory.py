@@ -22,6 +22,7 @@ from gream_pipeline.sft.llamafactory_glue import (
     write_yaml,
 )
 from gream_pipeline.sft.model_prep import prepare_model
+from tests.fixtures.lf_batches import BatchRecorder
 from tests.fixtures.tiny import id_tokens
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -46,7 +47,6 @@ def trained(tmp_path_factory):
     """Emit 40 alignment + 16 reasoning examples, build a tiny scratch model, run LF's real ``run_exp`` SFT and
     record every micro-batch the trainer feeds the model (forward pre-hook) with the global step it belongs to."""
     from llamafactory.train.tuner import run_exp
-    from transformers import TrainerCallback
 
     root = tmp_path_factory.mktemp("lf")
     align, reason = examples()
@@ -58,23 +58,9 @@ def trained(tmp_path_factory):
                              lr=1e-3, cutoff_len=256, save_steps=summary["steps_per_epoch"],
                              extra={"disable_gradient_checkpointing": True})
     validate_args(args, batch_size=BATCH, require_files=True)
-    seen: list[tuple[int, list[list[int]], list[list[int]]]] = []
-
-    class Recorder(TrainerCallback):
-        step = 0
-
-        def on_step_begin(self, targs, state, control, **kw):
-            Recorder.step = state.global_step + 1
-
-        def on_train_begin(self, targs, state, control, model=None, **kw):
-            def hook(module, a, k):
-                mask = k["attention_mask"].bool()
-                rows = [ids[m].tolist() for ids, m in zip(k["input_ids"], mask)]
-                labels = [lab[m].tolist() for lab, m in zip(k["labels"], mask)]
-                seen.append((Recorder.step, rows, labels))
-            model.register_forward_pre_hook(hook, with_kwargs=True)
-
-    run_exp(dict(args), callbacks=[Recorder()])
+    recorder = BatchRecorder()
+    run_exp(dict(args), callbacks=[recorder])
+    seen = recorder.seen
     return {"root": root, "summary": summary, "seen": seen, "args": args, "align": align, "reason": reason,
             "model_dir": model_dir}
 

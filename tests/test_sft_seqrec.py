@@ -31,6 +31,8 @@ from gream_pipeline.sft.model_prep import prepare_model
 from gream_pipeline.sft.tasks import (build_alignment, count_targets, example_text, reasoning_examples,
                                       seqrec_sequence_examples, sequence_windows, training_sequences_from_examples)
 
+from tests.fixtures.lf_batches import BatchRecorder  # noqa: E402
+
 MAX_HISTORY = 20
 N_ITEMS = 60
 INDEX = {str(i): [f"<a_{i % 5}>", f"<b_{i % 7}>", f"<c_{i % 11}>", f"<d_{i // 11}>"] for i in range(N_ITEMS)}
@@ -258,30 +260,16 @@ def test_lf_trainer_batches_follow_the_curriculum(lf):
     """(c) LF's trainer (run_exp, sequential sampler) feeds step s exactly the rows [s·B, (s+1)·B) of the emitted
     file as LF encoded them, and those rows are of the kind the schedule gives step s."""
     from llamafactory.train.tuner import run_exp
-    from transformers import TrainerCallback
 
     summary = lf["summary"]
     plan = [b for epoch in schedule(summary["n_align_batches"], summary["n_reason_batches"], EPOCHS, GAMMA, SEED)
             for b in epoch]
     steps = json.loads(Path(summary["schedule"]).read_text())["steps"]
     assert [(s["kind"], s["batch"]) for s in steps] == plan
-    seen: list[tuple[int, list[tuple]]] = []
-
-    class Recorder(TrainerCallback):
-        step = 0
-
-        def on_step_begin(self, targs, state, control, **kw):
-            Recorder.step = state.global_step + 1
-
-        def on_train_begin(self, targs, state, control, model=None, **kw):
-            def hook(module, a, k):
-                mask = k["attention_mask"].bool()
-                seen.append((Recorder.step, [(tuple(i[m].tolist()), tuple(lab[m].tolist()))
-                                             for i, lab, m in zip(k["input_ids"], k["labels"], mask)]))
-            model.register_forward_pre_hook(hook, with_kwargs=True)
-
+    recorder = BatchRecorder()
     run_exp({**lf["args"], "output_dir": str(lf["root"] / "train_out"), "save_strategy": "no",
-             "plot_loss": False}, callbacks=[Recorder()])
+             "plot_loss": False}, callbacks=[recorder])
+    seen = [(step, [(tuple(i), tuple(lab)) for i, lab in zip(rows, labels)]) for step, rows, labels in recorder.seen]
     by_step: dict[int, list[tuple]] = {}
     for step, batch in seen:
         by_step.setdefault(step, []).extend(batch)
