@@ -96,7 +96,7 @@ bench-seqrec: install
 	$(GREAM) stage=index experiment=demo_cpu dataset=scientific
 	$(PY) bench/seqrec_format.py $(BENCH_ARGS)
 
-# SFT row formats side by side: sequence vs per_target, equal SFT wall time, one thread per lane, Recall@10 on the
+# SFT row formats side by side (FORMATS="sequence continuation"), equal epochs, one thread per lane, Recall@10 on the
 # same 1,000 validation users with a paired bootstrap interval (runs/bench/format_quality.json)
 .PHONY: bench-format
 bench-format: install
