@@ -289,10 +289,3 @@ def run_stage(cfg: DictConfig, name: str) -> dict:
     log.info("stage %s done in %.1f s", name, manifest["timings"]["seconds"])
     return manifest
 
-
-def stage_output(cfg: DictConfig, name: str, path: str = "") -> Path:
-    """A completed stage's output (for code outside the runner: the summary, benchmarks)."""
-    if not is_complete(cfg, name):
-        raise _not_complete(cfg, name)
-    return stage_dir(cfg, name) / path if path else stage_dir(cfg, name)
-
