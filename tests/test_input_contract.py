@@ -1,4 +1,4 @@
-"""The input contract (issue 15, ../shared/audits/bad-inputs.md), through the real CLI.
+"""The input contract, through the real CLI.
 
 Every bad input — a file, a field of a file, a config value, a command-line argument — ends in exit code 2 and one
 line naming the file/key/value at fault and what is allowed, with no traceback and nothing written (a previous good

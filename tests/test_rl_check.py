@@ -1,4 +1,4 @@
-"""The verl job hands over (issue 13, findings 1-3, 12): `make rl-check` composes exactly the job `rl.backend=verl`
+"""The verl job hands over: `make rl-check` composes exactly the job `rl.backend=verl`
 launches and asserts that its files exist where it reads them, that it checkpoints inside the stage output and
 writes a Hugging Face model where the eval stage looks, that no logger needs the network, that the loss follows
 paper eq. 22 and that the names are gream's; the rl stage's verl branch launches with files that exist at launch

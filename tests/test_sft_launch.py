@@ -1,4 +1,4 @@
-"""SFT at cluster scale (issue 13, finding 5): the launch counts processes and derives per-device batch ×
+"""SFT at cluster scale: the launch counts processes and derives per-device batch ×
 accumulation so that the global batch equals the emitted curriculum batch, or refuses; the time-budget path never
 becomes DataParallel; two real gloo ranks on CPU consume exactly the scheduled batches."""
 

@@ -6,7 +6,7 @@ Input: a reviews/ratings file (JSON lines, optionally gzipped; 2014 ``reviews_<C
 (an empty title or description is a gap, not a reason to drop the item), drop repeated (user, item) pairs (first
 review wins), apply iterative k-core filtering (default 5) on users and items, order each user's items by time
 (ties keep file order), and renumber users and items ``0..N-1`` (items by first appearance in the time-ordered
-stream; ``item_ids`` keeps each item's ASIN). Output matches ``../shared/datasets`` (see DESIGN.md §4). Every line
+stream; ``item_ids`` keeps each item's ASIN). Output is the LC-Rec format of the project's datasets. Every line
 is checked: UTF-8, gzip integrity, JSON/literal syntax and the type of every field used, with the file, line and
 field named.
 """

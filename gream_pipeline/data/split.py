@@ -1,4 +1,4 @@
-"""Leave-one-out split (DESIGN.md §4, LC-Rec/LETTER convention).
+"""Leave-one-out split (the LC-Rec/LETTER convention).
 
 For a user sequence ``s`` of length ``n``: test target ``s[n-1]`` with history ``s[:n-1]``; validation target
 ``s[n-2]`` with history ``s[:n-2]`` (when ``n >= 3``); training targets ``s[1..n-3]`` with their prefixes. Histories

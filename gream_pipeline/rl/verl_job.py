@@ -7,7 +7,7 @@ output, gream's names) + ``rl.verl_overrides`` (hardware knobs). The rl stage la
 rl_check stage composes exactly that list through Hydra, then :func:`check` runs verl's ``validate_config``, loads
 the reward function through verl's loader, runs verl's real ``compute_advantage`` dispatch with the ``srpo``
 estimator on a batch scored with that reward function, and asserts the hand-over facts of :func:`handover`.
-verl's trainer itself cannot run without GPUs (DESIGN.md §3).
+verl's trainer itself cannot run without GPUs (it has no CPU platform and its rollouts need vLLM/SGLang/TRT-LLM).
 
 **Hand-over** (verl 0.9.1, read from its sources). Everything verl writes lives in the rl stage's output (the
 temporary folder while the stage runs, committed with it):
