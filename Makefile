@@ -54,11 +54,16 @@ index-stats: install
 
 bench: bench-embed bench-decode bench-sft bench-quality
 
-# Quality benchmark (~2 h; not in CI): bench_cpu experiment on Scientific + Instruments (parallel lanes, one thread
-# each) beside most-popular and SASRec on the same split → bench/results.md. DATASETS="scientific" SASREC_MIN=30
-# ARGS="..." to narrow it; INSTRUMENTS_ARGS caps Instruments' sequential examples so 2 epochs fit the SFT budget.
+# Quality benchmark (hours; not in CI; resumable): bench_cpu experiment on Scientific + Instruments (parallel lanes,
+# one thread each), direct mode on every test user, beside most-popular and a SASRec grid on the same split and
+# users → bench/results.md (generated section) + bench/results.json. DATASETS="scientific" ARGS="..." to narrow it.
 bench-quality: install
 	bash bench/run_quality.sh
+
+# Reasoning mode on a finished benchmark run (DATASET=instruments USERS=200; RL_STEPS=N adds SRPO vs GRPO)
+.PHONY: bench-reason
+bench-reason: install
+	bash bench/reason_mode.sh
 
 # SFT step cost of the tiny model: size × batch × bf16/fp32 × threads, side by side (runs/bench/sft_throughput.json)
 bench-sft: install

@@ -306,6 +306,7 @@ def _decoding(prefix: str) -> dict[str, Rule]:
     rules: dict[str, Rule] = {
         "modes": List(choices=MODES), "ks": List(POS), "num_beams": POS, "top_k": POS, "n_samples": POS,
         "temperature": TEMPERATURE, "top_p": TOP_P, "max_new_tokens": POS, "batch_size": POS,
+        "constrain_answer": Bool(), "think_budget": POS,
         "stop": List(Str(), empty=True),
         "seed": Int(0), "max_users": CAP, "direct_prompt_fn": PROMPT_FN, "reason_prompt_fn": PROMPT_FN,
         "direct_system_prompt": Str(nullable=True), "reason_system_prompt": Str(nullable=True),

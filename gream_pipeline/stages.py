@@ -230,6 +230,14 @@ def peak_memory_mb() -> dict[str, float]:
             "peak_rss_children_mb": to_mb(resource.getrusage(resource.RUSAGE_CHILDREN))}
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its finished subprocesses so far."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _check_produced(stage: Stage, out: Path) -> None:
     missing = [p for p in stage.produces if not (out / p).exists()]
     if missing:
@@ -237,7 +245,7 @@ def _check_produced(stage: Stage, out: Path) -> None:
 
 
 def _manifest(stage: Stage, config: dict, config_hash: str, inputs: dict, out: Path, counts: dict,
-              started: float) -> dict:
+              started: float, cpu_started: float) -> dict:
     return {
         "stage": stage.name,
         "gream_version": __version__,
@@ -249,6 +257,7 @@ def _manifest(stage: Stage, config: dict, config_hash: str, inputs: dict, out: P
         "timings": {
             "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
             "seconds": round(time.time() - started, 3),
+            "cpu_seconds": round(cpu_seconds() - cpu_started, 3),
             **peak_memory_mb(),
         },
     }
@@ -270,13 +279,13 @@ def run_stage(cfg: DictConfig, name: str) -> dict:
         return previous
     log.info("stage %s → %s", name, out)
     quiet_frameworks()
-    started = time.time()
+    started, cpu_started = time.time(), cpu_seconds()
     stage_out = StageDir(out, failed=out.with_name(out.name + FAILED_SUFFIX))
     try:
         with stage_out as tmp:
             counts = stage.run(StageContext(cfg, stage, tmp))
             _check_produced(stage, tmp)
-            manifest = _manifest(stage, config, config_hash, inputs, tmp, counts, started)
+            manifest = _manifest(stage, config, config_hash, inputs, tmp, counts, started, cpu_started)
             write_json(tmp / MANIFEST, manifest)
     except GreamError as err:
         if stage_out.kept is not None:

@@ -48,6 +48,8 @@ def print_summary(cfg: DictConfig, stages: list[str], console: Console | None = 
                                             for mode, key, _ in HEADLINE))
         console.print(table)
         console.print(most_popular_line(metrics))
+        if metrics.get("reason_rank"):
+            console.print(reason_rank_line(metrics["reason_rank"], metrics.get("reason", {})))
         console.print(f"report: {run_dir / 'eval' / 'report.md'}")
     cut = training_cut_short(run_dir)
     if cut:
@@ -68,6 +70,21 @@ def most_popular_line(metrics: dict) -> str:
     return (f"most-popular is scored on the same {vs['users']} users. gream Recall@10 {_fmt(ours)} "
             f"(95 % CI {ci[0]:.4f}–{ci[1]:.4f}) = {vs['ratio']}× most-popular; paired difference {vs['diff']:+.4f} "
             f"(95 % CI {vs['lo']:+.4f} to {vs['hi']:+.4f})")
+
+
+def reason_rank_line(block: dict, reason: dict) -> str:
+    """Reasoning mode as a recommender beside direct mode on the same users, with each mode's cost."""
+    direct = block.get("direct_same_users", {})
+    cost = block.get("cost_per_recommendation", {})
+    line = (f"reasoning mode, answers ranked, on {block['subset']}: Recall@10 {_fmt(block['reason'].get('recall@10'))} "
+            f"vs direct {_fmt(direct.get('recall@10'))}; closed the thinking on its own in "
+            f"{100 * reason.get('natural_close_rate', 0.0):.1f} % of samples")
+    if "reason" in cost:
+        line += (f"; cost per user: reasoning {cost['reason']['seconds_per_user']} s / "
+                 f"{cost['reason']['generated_tokens_per_user']:.0f} generated tokens")
+    if "direct" in cost:
+        line += f", direct {cost['direct']['seconds_per_user']} s"
+    return line
 
 
 def training_cut_short(run_dir: Path) -> str:

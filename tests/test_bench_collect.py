@@ -39,3 +39,34 @@ def test_full_test_baselines_when_gream_covered_every_user(tmp_path):
                                                      "test_first_n": {"n": 1000, "recall@10": 0.06}})
     text = "\n".join(cr.dataset_section(run))
     assert "ratio gream / most-popular (same users): **0.50**" in text and "same 1000 users" not in text
+
+
+def test_generated_section_keeps_hand_written_text(tmp_path):
+    path = tmp_path / "results.md"
+    path.write_text("# notes\n\nhand-written\n")
+    cr.replace_section(path, "first run")
+    cr.replace_section(path, "second run")
+    text = path.read_text()
+    assert text.startswith("# notes\n\nhand-written\n") and "second run" in text and "first run" not in text
+    assert text.count(cr.BEGIN) == 1 and text.count(cr.END) == 1
+
+
+def test_sasrec_grid_is_reported(tmp_path):
+    sys.path.insert(0, str(REPO / "bench" / "baselines"))
+    import sasrec_grid as grid
+
+    points = grid.grid_points([64, 128], [0.2, 0.5], [1e-3])
+    assert points[0] == grid.DEFAULTS and len(points) == 4
+    results = {grid.tag(points[0]): {"valid": {"ndcg@10": 0.05}, "test": {"recall@10": 0.09}, "epochs_run": 30,
+                                     "best_epoch": 20, "stopped_by": "early_stopping", "wall_time_s": 10.0,
+                                     "test_gream_metrics": {"recall@10": 0.09}},
+               grid.tag(points[1]): {"valid": {"ndcg@10": 0.06}, "test": {"recall@10": 0.08}, "epochs_run": 25,
+                                     "best_epoch": 15, "stopped_by": "early_stopping", "wall_time_s": 12.0,
+                                     "test_gream_metrics": {"recall@10": 0.08}}}
+    run = tmp_path / "bench_cpu-scientific"
+    best = grid.write_best(run / "baselines" / "sasrec_recbole.json", points, results)
+    assert best["grid"]["selected"] == grid.tag(points[1]) and best["grid"]["complete"] is False
+    assert best["test"]["recall@10"] == 0.08  # chosen on validation, not on test
+    _write(run / "eval" / "metrics.json", {"direct": {"recall@10": 0.03}, "direct_users": 10})
+    text = "\n".join(cr.dataset_section(run))
+    assert "best of 2/4 grid configs" in text and "| h128 dropout 0.5 lr 0.001 | not run |" in text

@@ -32,7 +32,8 @@ def test_evaluate_writes_metrics_predictions_report_plots(setup, tmp_path):
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(m))
     assert list(m["direct"]) == ["recall@1", "recall@5", "recall@10", "ndcg@1", "ndcg@5", "ndcg@10"]
-    assert set(m["reason"]) == {"pass@1", "pass@5", "pass@10", "valid_answer_rate", "well_formed_rate"}
+    assert set(m["reason"]) == {"pass@1", "pass@5", "pass@10", "valid_answer_rate", "well_formed_rate",
+                                "natural_close_rate", "generated_tokens_per_user"}
     assert set(m["direct_item"]) == set(m["direct"])
     recs = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert [r["user"] for r in recs] == [e["user"] for e in examples]

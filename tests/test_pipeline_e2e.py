@@ -13,9 +13,9 @@ TINY = [
     "sft.epochs=2", "sft.per_device_batch=8", "sft.lr=3e-3", "sft.logging_steps=1",
     "sft.max_seqrec=240", "sft.max_item_tasks=64", "sft.max_preference=16", "sft.max_reason=16",
     "rl.max_prompts=16", "rl.validate.users=10", "rl.validate.reason_users=2", "rl.validate.modes=[direct,reason]",
-    "rl.trl.max_steps=2",
+    "rl.trl.max_steps=2", "rl.compare_grpo=true", "rl.validate.think_budget=24",
     "rl.trl.per_device_train_batch_size=16", "rl.trl.torch_num_threads=1",
-    "eval.max_users=20", "eval.reason_max_users=2", "eval.n_samples=2", "eval.max_new_tokens=48",
+    "eval.max_users=20", "eval.reason_max_users=2", "eval.n_samples=2", "eval.think_budget=48",
     "eval.splits=[test,valid]",
 ]
 
@@ -73,7 +73,14 @@ def test_rl_and_eval_outputs(pipeline_run):
         assert {h["id"] for h in rec["direct"]} <= valid_ids
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert set(metrics["direct"]) >= {"recall@1", "recall@5", "recall@10", "ndcg@1", "ndcg@5", "ndcg@10"}
-    assert set(metrics["reason"]) >= {"pass@1", "pass@5", "pass@10", "valid_answer_rate"}
+    assert set(metrics["reason"]) >= {"pass@1", "pass@5", "pass@10", "valid_answer_rate", "natural_close_rate"}
+    assert metrics["reason"]["valid_answer_rate"] == 1.0  # trie-constrained answers
+    block = metrics["reason_rank"]
+    assert block["users"] == 2 and set(block["reason"]) >= {"recall@1", "recall@10", "ndcg@10"}
+    assert set(block["direct_same_users"]) == set(block["reason"])
+    assert set(block["cost_per_recommendation"]) == {"direct", "reason"}
+    assert rl["paired"]["direct"]["users"] == 10 and "srpo-grpo" in rl["paired"]["direct"]
+    assert set(rl["paired"]["reason"]["srpo-before"]) >= {"pass@1", "rank_recall@10"}
     assert metrics["direct_users"] == 20 and metrics["splits"]["valid"]["reason_users"] == 2
     for rec in map(json.loads, (run_dir / "eval" / "test" / "direct" / "predictions.jsonl").open()):
         assert len({h["id"] for h in rec["direct"]}) == 10  # 10 distinct IDs per user from the trie beam

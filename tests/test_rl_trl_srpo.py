@@ -343,3 +343,29 @@ def test_reward_rises_on_fixed_target(tiny, tmp_path):
     assert len(rewards) == 20
     assert np.mean(rewards[-5:]) > np.mean(rewards[:5]) + 0.15, rewards
     assert summary["reward_last"] > summary["reward_first"]
+
+
+def test_paired_differences_of_validation_runs(tmp_path):
+    """SRPO − before / SRPO − GRPO / GRPO − before per user, by hand: 4 users, reasoning mode (n=2 samples)."""
+    from gream_pipeline.artifacts import write_jsonl
+    from gream_pipeline.rl.stage import paired_differences
+
+    def recs(correct, ranked_hit):
+        return [{"target_id": "T", "reason": {"n": 2, "correct": c, "ranked": ["T"] if h else ["X", "T"]}}
+                for c, h in zip(correct, ranked_hit)]
+
+    runs = {"valid_before": recs([0, 0, 1, 0], [0, 0, 1, 0]), "valid_after": recs([2, 1, 1, 0], [1, 1, 1, 0]),
+            "grpo_valid_after": recs([0, 1, 1, 0], [0, 1, 1, 0])}
+    for folder, rows in runs.items():
+        (tmp_path / folder / "reason").mkdir(parents=True)
+        write_jsonl(tmp_path / folder / "reason" / "predictions.jsonl", rows)
+    out = paired_differences(tmp_path, ["reason"], seed=0)["reason"]
+    assert out["users"] == 4
+    # pass@1 per user = c / 2: srpo [1, .5, .5, 0], before [0, 0, .5, 0], grpo [0, .5, .5, 0]
+    assert out["srpo-before"]["pass@1"]["diff"] == pytest.approx(1.5 / 4)
+    assert out["srpo-grpo"]["pass@1"]["diff"] == pytest.approx(1.0 / 4)
+    assert out["grpo-before"]["rank_recall@1"]["diff"] == pytest.approx(1 / 4)
+    assert out["srpo-before"]["rank_recall@5"]["diff"] == pytest.approx(0.0)  # T is ranked 2nd otherwise
+    assert "pass@5" not in out["srpo-before"]  # 2 samples: pass@5 undefined
+    lo, hi = out["srpo-before"]["pass@1"]["lo"], out["srpo-before"]["pass@1"]["hi"]
+    assert 0.0 <= lo <= 1.5 / 4 <= hi <= 1.0

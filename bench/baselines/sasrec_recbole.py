@@ -12,7 +12,8 @@ Protocol:
   every example of every split (user, history, target) before training and stops on any difference.
 - `MAX_ITEM_LIST_LENGTH` defaults to 20 = our `data.max_history`, so SASRec sees the same histories as our models.
 - Model: SASRec, CE loss over all items (no negative sampling), hidden 64, 2 layers, 2 heads, inner 256, dropout 0.5
-  (RecBole defaults), Adam lr 1e-3, batch 2048; early stopping on valid NDCG@10 (patience `--stopping-step`);
+  (RecBole defaults), Adam lr 1e-3, batch 2048 (--hidden/--layers/--dropout/--lr change them;
+  bench/baselines/sasrec_grid.py searches a grid); early stopping on valid NDCG@10 (patience `--stopping-step`);
   test metrics from the best-valid checkpoint.
 - Evaluation: full ranking over all items. RecBole does NOT mask history items for sequential models (its
   FullSortEvalDataLoader passes no history index when MODEL_TYPE is SEQUENTIAL; only the padding item 0 is set to
@@ -141,7 +142,7 @@ def make_config(args: argparse.Namespace, data_root: Path, name: str, work: Path
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
         "train_neg_sample_args": None, "loss_type": "CE",
         "hidden_size": args.hidden, "inner_size": 4 * args.hidden, "n_layers": args.layers, "n_heads": 2,
-        "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5,
+        "hidden_dropout_prob": args.dropout, "attn_dropout_prob": args.dropout,
         "learning_rate": args.lr, "train_batch_size": args.batch_size, "eval_batch_size": 4096,
         "epochs": args.epochs, "stopping_step": args.stopping_step, "eval_step": 1,
         "metrics": ["Recall", "NDCG"], "topk": list(KS), "valid_metric": "NDCG@10", "metric_decimal_place": 6,
@@ -310,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--dropout", type=float, default=0.5, help="hidden and attention dropout (RecBole default 0.5)")
     ap.add_argument("--batch-size", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--threads", type=int, default=2)

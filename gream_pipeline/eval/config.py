@@ -78,8 +78,10 @@ class EvalConfig:
     n_samples: int
     temperature: float
     top_p: float
-    max_new_tokens: int
-    stop: list[str]
+    max_new_tokens: int                 # unconstrained variant: new tokens per sample
+    stop: list[str]                     # unconstrained variant: stop strings
+    constrain_answer: bool              # think within think_budget, then a trie-constrained answer (reasoning.py)
+    think_budget: int                   # constrained variant: thinking tokens before an answer is forced
     seed: int
     # prompts: `prompt_fn(history_id_strings) -> str | list[chat messages]`, as a callable or "module:function"
     # (typed Any so the dataclass stays an OmegaConf structured config); None: the default prompt of the mode

@@ -3,6 +3,8 @@
 Every engine takes token-id prompts (rendered once by the caller with the checkpoint's tokenizer) and offers:
   beam(prompts, num_beams, top_k) -> per prompt [(catalog ID index, log-prob)], best first (trie-constrained)
   sample(prompts, n, temperature, top_p, max_new_tokens, seed, stop) -> per prompt n completion texts
+  allowed_logprobs([(token_ids, allowed)]) -> per request {token: exact full-vocabulary log-prob} for every allowed
+    token (reasoning mode's constrained answers, eval/reasoning.py)
 
 * HFEngine — transformers (default; CPU or one GPU): trie beam fast path (beam.trie_beam_search), `generate` for
   sampling.
@@ -54,6 +56,8 @@ class Engine(Protocol):
 
     def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float,
                max_new_tokens: int, seed: int, stop: Sequence[str] = ()) -> list[list[str]]: ...
+
+    def allowed_logprobs(self, reqs: list[tuple[list[int], list[int]]]) -> list[dict[int, float]]: ...
 
     def close(self) -> None: ...
 
@@ -128,6 +132,27 @@ class HFEngine:
         texts = [_trim_stop(self.tok.decode(_cut_at(g, self.stop_ids), skip_special_tokens=False), stop)
                  for g in gen]
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    CHUNK = 16  # sequences per forward in allowed_logprobs
+
+    def allowed_logprobs(self, reqs):
+        import torch
+
+        from .beam import left_pad
+
+        out: list[dict[int, float]] = []
+        dev = self.model.device
+        for s in range(0, len(reqs), self.CHUNK):
+            part = reqs[s: s + self.CHUNK]
+            ids, mask = left_pad([ids for ids, _ in part], self.pad_id)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.no_grad():
+                logits = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                                    logits_to_keep=1).logits[:, -1].float()
+            logp = torch.log_softmax(logits, -1).cpu()
+            for row, (_, allowed) in zip(logp, part):
+                out.append({int(t): float(row[t]) for t in allowed})
+        return out
 
     def close(self):
         self.model = None
@@ -231,6 +256,9 @@ class VLLMEngine:
     def beam(self, prompts, num_beams, top_k):
         return stepwise_trie_beam(prompts, self.trie, lambda reqs: self._next_logprobs(reqs, num_beams),
                                   num_beams=num_beams, top_k=top_k)
+
+    def allowed_logprobs(self, reqs):
+        return self._next_logprobs(reqs, max((len(a) for _, a in reqs), default=1))  # every child, exactly
 
     def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=()):
         from vllm import SamplingParams
@@ -468,6 +496,9 @@ class OpenAIEngine:
     def beam(self, prompts, num_beams, top_k):
         return stepwise_trie_beam(prompts, self.trie, lambda reqs: self._next_logprobs(reqs, num_beams),
                                   num_beams=num_beams, top_k=top_k)
+
+    def allowed_logprobs(self, reqs):
+        return self._next_logprobs(reqs, max((len(a) for _, a in reqs), default=1))  # every child, exactly
 
     def _check_sglang(self) -> None:
         """One constrained request: the server must accept the processor (started with

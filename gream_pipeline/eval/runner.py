@@ -12,15 +12,15 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from . import metrics as M
 from .answers import get_parser
 from .config import EvalConfig
-from .prompts import (default_direct_prompt, default_reason_prompt, render, resolve_prompt_fn,
-                      system_prompt_value)
+from .prompts import default_direct_prompt, default_reason_prompt, render, resolve_prompt_fn, system_prompt_value
+from .reasoning import rank_answers, reason_decode, unconstrained_decode
 from .trie import IDCatalog, TokenTrie, token_ids_for
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class BatchRunner:
         self.catalog = IDCatalog.from_index(index)
         tok = load_tokenizer(cfg.engine.tokenizer_dir or model_dir)
         self.trie = TokenTrie.build(self.catalog, token_ids_for(tok, self.catalog))
+        self.tok = tok
         self.engine = make_engine(model_dir, self.trie, tok, cfg.engine)
 
     def run(self, batch_idx: int, prompts: Mapping[str, list[list[int]]]) -> dict[str, list]:
@@ -65,8 +66,14 @@ class BatchRunner:
             hyps = self.engine.beam(prompts["direct"], cfg.num_beams, max(cfg.top_k, max(cfg.ks)))
             out["direct"] = [[(self.catalog.ids[i], s) for i, s in h] for h in hyps]
         if "reason" in prompts:
-            out["reason"] = self.engine.sample(prompts["reason"], cfg.n_samples, cfg.temperature, cfg.top_p,
-                                               cfg.max_new_tokens, cfg.seed + batch_idx, cfg.stop)
+            seed = cfg.seed + batch_idx
+            if cfg.constrain_answer:
+                samples = reason_decode(self.engine, self.tok, self.trie, prompts["reason"], cfg.n_samples,
+                                        cfg.temperature, cfg.top_p, cfg.think_budget, seed)
+            else:
+                samples = unconstrained_decode(self.engine, self.tok, prompts["reason"], cfg.n_samples,
+                                               cfg.temperature, cfg.top_p, cfg.max_new_tokens, seed, cfg.stop)
+            out["reason"] = [[asdict(x) for x in user] for user in samples]
         return out
 
     def close(self) -> None:
@@ -219,17 +226,24 @@ def _user_records(examples, catalog: IDCatalog, results, batches, cfg: EvalConfi
             if "direct" in res:
                 rec["direct"] = [{"id": sid, "score": round(s, 6)} for sid, s in res["direct"][j]]
             if "reason" in res:
+                samples = res["reason"][j]
                 answers = []
-                for text in res["reason"][j]:
-                    toks = parse(text)
+                for x in samples:
+                    toks = parse(x["text"])
                     answers.append("".join(toks) if toks else None)
+                logprobs = [x["answer_logprob"] for x in samples]
                 rec["reason"] = {"answers": answers,
                                  "n": len(answers),
                                  "correct": sum(a == rec["target_id"] for a in answers),
                                  "well_formed": sum(a is not None for a in answers),
-                                 "valid": sum(a in valid for a in answers if a is not None)}
+                                 "valid": sum(a in valid for a in answers if a is not None),
+                                 "natural_close": sum(x["natural_close"] for x in samples),
+                                 "generated_tokens": sum(x["generated_tokens"] for x in samples),
+                                 "ranked": rank_answers([a if a in valid else None for a in answers], logprobs)}
+                if cfg.constrain_answer:
+                    rec["reason"]["answer_logprobs"] = [round(v, 6) for v in logprobs]
                 if cfg.save_texts:
-                    rec["reason"]["texts"] = res["reason"][j]
+                    rec["reason"]["texts"] = [x["text"] for x in samples]
             recs.append(rec)
     return recs
 
@@ -249,7 +263,12 @@ def compute_metrics(records: Sequence[Mapping[str, Any]], catalog: IDCatalog, ks
         total = sum(r["n"] for r in reason) or 1
         out["reason"] = {**M.mean_pass_at_k([(r["n"], r["correct"]) for r in reason], ks),
                          "valid_answer_rate": sum(r["valid"] for r in reason) / total,
-                         "well_formed_rate": sum(r["well_formed"] for r in reason) / total}
+                         "well_formed_rate": sum(r["well_formed"] for r in reason) / total,
+                         "natural_close_rate": sum(r["natural_close"] for r in reason) / total,
+                         "generated_tokens_per_user": sum(r["generated_tokens"] for r in reason) / len(reason)}
+        ranked = [r for r in records if "reason" in r]
+        out["reason_rank"] = M.ranking_metrics([r["reason"]["ranked"] for r in ranked],
+                                               [r["target_id"] for r in ranked], ks)
     return out
 
 
@@ -285,6 +304,8 @@ def evaluate(model_dir: Path, index: dict[str, list[str]], examples: list[dict],
         "split": cfg.split, "dataset": cfg.dataset, "n_users": len(examples), "n_ids": len(catalog.ids),
         "n_items": len(catalog.item_to_id), "modes": list(cfg.modes), "engine": cfg.engine.kind,
         "num_beams": cfg.num_beams, "n_samples": cfg.n_samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
+        "constrain_answer": cfg.constrain_answer, "think_budget": cfg.think_budget,
+        "seconds_per_user": round(elapsed / len(examples), 4) if examples else None,
         "ray_workers": info["ray_workers"], "answer_parser": parser_origin,
         "elapsed_s": round(elapsed, 3), "users_per_s": round(len(examples) / elapsed, 4) if elapsed > 0 else None,
         "model_dir": str(model_dir), **({"ray_placement": info["ray_placement"]} if "ray_placement" in info else {})}

@@ -72,14 +72,46 @@ def evaluate_split(ctx: StageContext, model: Path, index: dict, split: str) -> d
 
     examples = ctx.read_jsonl("data", f"{split}.jsonl")
     merged: dict = {}
+    meta: dict = {}
     for mode in ctx.cfg.eval.modes:
         metrics = evaluate(model, index, examples, ctx.output(f"{split}/{mode}"), eval_config(ctx.cfg, split, mode))
-        merged.update({k: v for k, v in metrics.items() if k != "meta"})
+        merged.update({k: v for k, v in metrics.items() if k not in ("meta", "reason_rank")})
+        meta[mode] = metrics["meta"]
         merged[f"{mode}_users"] = metrics["meta"]["n_users"]
         merged[f"{mode}_users_per_s"] = metrics["meta"]["users_per_s"]
         if mode == "direct":
             merged.update(beside_most_popular(ctx, split, ctx.output(f"{split}/direct/predictions.jsonl")))
+        if "reason_rank" in metrics:
+            merged["reason_rank"] = metrics["reason_rank"]
+    if "reason_rank" in merged:
+        merged["reason_rank"] = reason_rank_block(ctx, split, merged, meta)
     return merged
+
+
+def reason_rank_block(ctx: StageContext, split: str, merged: dict, meta: dict) -> dict:
+    """Reasoning mode as a recommender beside direct mode on the same users (the first ``reason_users`` of the
+    split): Recall/NDCG@K of each user's distinct answers ranked by count (ties: mean answer log-prob), direct
+    mode's metrics on those users, and each mode's cost per recommendation (one top-K list per user)."""
+    from gream_pipeline.eval.metrics import ranking_metrics
+    from gream_pipeline.semantic_ids import parse_tokens
+
+    n = int(merged["reason_users"])
+    ks = [int(k) for k in ctx.cfg.eval.ks]
+    block: dict = {"users": n, "subset": f"the first {n} users of {split}.jsonl", "reason": merged["reason_rank"]}
+    reason_meta = meta["reason"]
+    cost = {"reason": {"seconds_per_user": reason_meta["seconds_per_user"],
+                       "generated_tokens_per_user": merged["reason"]["generated_tokens_per_user"],
+                       "samples_per_user": reason_meta["n_samples"]}}
+    if "direct" in meta:
+        records = read_jsonl(ctx.output(f"{split}/direct/predictions.jsonl"))[:n]
+        if len(records) == n:
+            block["direct_same_users"] = ranking_metrics([[h["id"] for h in r["direct"]] for r in records],
+                                                         [r["target_id"] for r in records], ks)
+        depth = max((len(parse_tokens(h["id"])) for r in records for h in r["direct"][:1]), default=0)
+        cost["direct"] = {"seconds_per_user": meta["direct"]["seconds_per_user"],
+                          "beam_tokens_per_user": int(meta["direct"]["num_beams"]) * depth}
+    block["cost_per_recommendation"] = cost
+    return block
 
 
 def beside_most_popular(ctx: StageContext, split: str, predictions: Path) -> dict:

@@ -108,6 +108,8 @@ def run_rl(ctx: StageContext) -> dict:
     train = _sample(ctx.read_jsonl("data", "train.jsonl"), rl.max_prompts, cfg.seed)
     records = rl_prompts(train, ctx.read_json("index", "index.json"), str(rl.mode), str(cfg.sft.seqrec_format))
     trl_cfg = {**OmegaConf.to_container(rl.trl, resolve=True), "seed": int(cfg.seed)}
+    if rl.mode == "reason":  # rollouts think within the validation budget, then answer (<= 5 ID tokens + tags)
+        trl_cfg["max_completion_length"] = int(rl.validate.think_budget) + REASON_ANSWER_TOKENS
     summary: dict = {"backend": "trl", "mode": str(rl.mode), "prompts": len(records)}
     validating = bool(rl.validate.users)
     if validating:
@@ -119,8 +121,53 @@ def run_rl(ctx: StageContext) -> dict:
         summary["grpo"] = train_srpo(sft_model, records, out / "grpo_compare", {**trl_cfg, "advantage": "grpo"})
         if validating:
             summary["grpo"]["valid_after"] = validate(ctx, out / "grpo_compare" / "model", out / "grpo_valid_after")
+    if validating:
+        summary["paired"] = paired_differences(out, list(ctx.cfg.rl.validate.modes), seed=int(cfg.seed))
     ctx.write_json("rl_summary.json", summary)
     return summary
+
+
+#: tokens a reasoning rollout may add after its thinking budget: " <answer>", the ID (<= 5 tokens), "</answer>", EOS
+REASON_ANSWER_TOKENS = 16
+#: validation runs compared per user: (label, folder under the stage output)
+VALIDATION_RUNS = (("before", "valid_before"), ("srpo", "valid_after"), ("grpo", "grpo_valid_after"))
+
+
+def per_user_scores(predictions: list[dict], mode: str, ks=(1, 5, 10)) -> dict[str, list[float]]:
+    """Per-user scores of one validation run: direct Recall@K; reasoning Pass@K and Recall@K of the ranked answers."""
+    from gream_pipeline.eval.metrics import pass_at_k
+
+    if mode == "direct":
+        return {f"recall@{k}": [float(any(h["id"] == r["target_id"] for h in r["direct"][:k])) for r in predictions]
+                for k in ks}
+    n = min((r["reason"]["n"] for r in predictions), default=0)
+    out = {f"pass@{k}": [pass_at_k(r["reason"]["n"], r["reason"]["correct"], k) for r in predictions]
+           for k in ks if k <= n}
+    out.update({f"rank_recall@{k}": [float(r["target_id"] in r["reason"]["ranked"][:k]) for r in predictions]
+                for k in ks})
+    return out
+
+
+def paired_differences(out: Path, modes: list[str], seed: int) -> dict:
+    """Paired bootstrap intervals of SRPO − before, SRPO − GRPO and GRPO − before on the same validation users, per
+    mode and metric (only the runs that exist)."""
+    from gream_pipeline.artifacts import read_jsonl
+    from gream_pipeline.eval.metrics import paired_bootstrap
+
+    result: dict = {}
+    for mode in modes:
+        runs = {label: per_user_scores(read_jsonl(out / folder / mode / "predictions.jsonl"), mode)
+                for label, folder in VALIDATION_RUNS if (out / folder / mode / "predictions.jsonl").is_file()}
+        pairs = [(a, b) for a, b in (("srpo", "before"), ("srpo", "grpo"), ("grpo", "before"))
+                 if a in runs and b in runs]
+        block: dict = {"users": len(next(iter(next(iter(runs.values())).values()))) if runs else 0}
+        for a, b in pairs:
+            block[f"{a}-{b}"] = {metric: {k: round(v, 5) for k, v in
+                                          paired_bootstrap(runs[a][metric], runs[b][metric], seed=seed).items()
+                                          if k != "n"}
+                                 for metric in runs[a] if runs[a][metric]}
+        result[mode] = block
+    return result
 
 
 def run_rl_check(ctx: StageContext) -> dict:
