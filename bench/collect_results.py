@@ -81,7 +81,7 @@ def dataset_section(run: Path) -> list[str]:
     pop = _load(run / "baselines" / "most_popular.json")
     sas = _load(run / "baselines" / "sasrec_recbole.json")
     n_test = pop and pop.get("n_test")
-    lines = [f"## {dataset} (`{run}`)", "", "| model | " + " | ".join(DIRECT + REASON) + " |",
+    lines = [f"### {dataset} (`{run}`)", "", "| model | " + " | ".join(DIRECT + REASON) + " |",
              "|---" * (len(DIRECT) + len(REASON) + 1) + "|"]
     users = f"{n_direct if n_direct is not None else '–'} test users direct, {metrics.get('reason_users', '–')} reasoning"
     lines.append(_row(f"gream embedded default ({users})", metrics.get("direct", {}), metrics.get("reason")))
@@ -139,7 +139,7 @@ def dataset_section(run: Path) -> list[str]:
 
 
 def tune_section(runs: list[Path]) -> list[str]:
-    lines = ["## Tuning runs (Scientific, validation split, direct mode)", "",
+    lines = ["### Tuning runs (Scientific, validation split, direct mode)", "",
              "Short lanes run side by side with `bench/tune_lane.sh` (same budget and noise; one thread each).", "",
              "| run | index collision rate | SFT steps | recall@5 | recall@10 | ndcg@10 | users |",
              "|---|---|---|---|---|---|---|"]
@@ -160,8 +160,9 @@ def dataset_json(run: Path) -> dict:
     metrics = _load(run / "eval" / "metrics.json") or {}
     n = metrics.get("direct_users")
     pop, sas = _load(run / "baselines" / "most_popular.json"), _load(run / "baselines" / "sasrec_recbole.json")
-    seconds = sum((_load(run / stage / "manifest.json") or {}).get("timings", {}).get("seconds", 0.0)
-                  for stage in STAGES)
+    timings = [(_load(run / stage / "manifest.json") or {}).get("timings", {}) for stage in STAGES]
+    seconds = sum(t.get("seconds", 0.0) for t in timings)
+    cpu = [t["cpu_seconds"] for t in timings if "cpu_seconds" in t]
     sft = _load(run / "sft" / "manifest.json") or {}
     targets = sum((sft.get("counts", {}).get("targets") or {}).values())
     steps = sft.get("counts", {}).get("steps") or 0
@@ -171,6 +172,7 @@ def dataset_json(run: Path) -> dict:
             "sasrec": _same_users(sas, "test_gream_metrics", n) if sas else None,
             "most_popular": metrics.get("most_popular") or (_same_users(pop, "test", n) if pop else None),
             "gream_pipeline_minutes": round(seconds / 60, 1),
+            "gream_pipeline_cpu_minutes": round(sum(cpu) / 60, 1) if len(cpu) == len(timings) else None,
             "sft_targets_per_s": round(targets * epochs / sft_s, 1) if sft_s and steps and epochs else None}
 
 
@@ -192,11 +194,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     write_json(args.runs, args.json)
-    lines = [f"# gream quality benchmark ({date.today().isoformat()})", "",
+    lines = [f"## Quality benchmark ({date.today().isoformat()}): direct mode on every test user", "",
              "Measured on a 2-core CPU (no GPU) with `bash bench/run_quality.sh` (`make bench-quality`). gream: the "
-             "embedded default (tiny Qwen3 trained from scratch, offline synthesizer) under a fixed CPU budget; "
-             "the paper's rows are Qwen3-4B on GPUs and are shown for reference only. Direct mode: 20-beam "
-             "trie-constrained search over all items; baselines rank all items too; no history masking anywhere.", ""]
+             "embedded default (tiny Qwen3 trained from scratch, collaborative IDs, offline synthesizer), SFT bounded "
+             "by steps; the paper's rows are Qwen3-4B on GPUs and are shown for reference only. Direct mode: 20-beam "
+             "trie-constrained search over all items; baselines rank all items too; no history masking anywhere. "
+             "SASRec: the best grid configuration on validation NDCG@10, each trained to early stopping.", ""]
     for run in args.runs:
         lines += dataset_section(run)
     if args.tune:

@@ -73,11 +73,17 @@ def test_compute_metrics_reason_rates():
     cat = IDCatalog.from_index({"0": ["<a_0>", "<b_0>"], "1": ["<a_0>", "<b_1>"]})
     records = [
         {"target": "0", "target_id": "<a_0><b_0>",
-         "reason": {"n": 4, "correct": 1, "well_formed": 3, "valid": 2}},
+         "reason": {"n": 4, "correct": 1, "well_formed": 3, "valid": 2, "natural_close": 1, "generated_tokens": 40,
+                    "ranked": ["<a_0><b_1>", "<a_0><b_0>"]}},
         {"target": "1", "target_id": "<a_0><b_1>",
-         "reason": {"n": 4, "correct": 0, "well_formed": 4, "valid": 4}},
+         "reason": {"n": 4, "correct": 0, "well_formed": 4, "valid": 4, "natural_close": 4, "generated_tokens": 80,
+                    "ranked": ["<a_0><b_0>"]}},
     ]
     m = compute_metrics(records, cat, ks=(1, 2, 4))
+    assert m["reason"]["natural_close_rate"] == pytest.approx(5 / 8)
+    assert m["reason"]["generated_tokens_per_user"] == pytest.approx(60)
+    assert m["reason_rank"]["recall@1"] == 0.0 and m["reason_rank"]["recall@2"] == pytest.approx(0.5)
+    assert m["reason_rank"]["ndcg@2"] == pytest.approx(0.5 / math.log2(3))
     assert m["reason"]["pass@1"] == pytest.approx(0.25 / 2)
     assert m["reason"]["pass@2"] == pytest.approx(0.5 / 2)  # 1 − C(3,2)/C(4,2) = 0.5
     assert m["reason"]["pass@4"] == pytest.approx(0.5)

@@ -167,7 +167,8 @@ class ScriptedEngine:
 
 
 def test_reason_decode_closes_forces_and_counts(world):
-    texts = ["<think>a</think> so: <answer>", "<think>never closes", "<think>a</think>\n\nLet's rewrite: x"]
+    eos = world["tok"].eos_token
+    texts = ["<think>a</think> so: <answer>", "<think>never closes", "<think>a</think>\n\nLet's rewrite: x" + eos]
     eng = ScriptedEngine(world["hf"], texts)
     out = reason_decode(eng, world["tok"], world["trie"], world["prompts"][:2], 3, 0.7, 0.9, 64, seed=3)
     assert eng.calls == [(64, ("<answer>",))]
@@ -176,13 +177,19 @@ def test_reason_decode_closes_forces_and_counts(world):
         assert [s.natural_close for s in user] == [True, False, False]
         assert user[0].text.startswith("<think>a</think> so: <answer>")
         assert user[1].text.startswith("<think>never closes\n</think>\n\n<answer>")
-        assert user[2].text.startswith("<think>a</think>\n\nLet's rewrite: x <answer>")
+        assert user[2].text.startswith("<think>a</think>\n\nLet's rewrite: x <answer>")  # the EOS text is dropped
         for s in user:
-            assert s.text.endswith("</answer>")
+            assert s.text.endswith("</answer>") and eos not in s.text
             ans = "".join(parse_answer(s.text))
             assert ans in valid and world["cat"].ids[s.answer_index] == ans
-            n_text = len(world["tok"](s.text[:s.text.rindex("<answer>") + 8], add_special_tokens=False)["input_ids"])
-            assert s.generated_tokens == n_text + len(parse_answer(s.text))
+            assert s.generated_tokens == len(world["tok"](s.text, add_special_tokens=False)["input_ids"])
+
+
+def test_greedy_reasoning_on_hf(world):
+    """T=0: both phases greedy; the n samples of a user are identical."""
+    out = reason_decode(world["hf"], world["tok"], world["trie"], world["prompts"], 3, 0.0, 1.0, 4, seed=0)
+    for user in out:
+        assert len({(s.text, s.answer_index) for s in user}) == 1
 
 
 def test_reason_decode_through_servers_matches_hf(world):

@@ -79,6 +79,9 @@ def test_rl_and_eval_outputs(pipeline_run):
     assert block["users"] == 2 and set(block["reason"]) >= {"recall@1", "recall@10", "ndcg@10"}
     assert set(block["direct_same_users"]) == set(block["reason"])
     assert set(block["cost_per_recommendation"]) == {"direct", "reason"}
+    assert block["reason_minus_direct"]["metric"] == "recall@10"
+    assert block["reason_minus_direct"]["diff"] == pytest.approx(
+        block["reason"]["recall@10"] - block["direct_same_users"]["recall@10"], abs=1e-5)
     assert rl["paired"]["direct"]["users"] == 10 and "srpo-grpo" in rl["paired"]["direct"]
     assert set(rl["paired"]["reason"]["srpo-before"]) >= {"pass@1", "rank_recall@10"}
     assert metrics["direct_users"] == 20 and metrics["splits"]["valid"]["reason_users"] == 2

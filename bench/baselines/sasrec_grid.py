@@ -15,6 +15,7 @@ much of the grid ran.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
@@ -35,6 +36,17 @@ def grid_points(hidden: list[int], dropout: list[float], lr: list[float]) -> lis
     """All combinations, RecBole's defaults first (when present), then in the order given."""
     points = [{"hidden": h, "dropout": d, "lr": r} for h, d, r in itertools.product(hidden, dropout, lr)]
     return sorted(points, key=lambda p: p != DEFAULTS)
+
+
+def matches(result: dict, point: dict, data_dir: Path, inter_sha256: str, stopping_step: int) -> bool:
+    """A kept result belongs to this grid point: same data (folder and, when recorded, content), hyper-parameters
+    and early-stopping patience."""
+    hp = result.get("hparams", {})
+    return (result.get("dataset_dir") == str(data_dir)
+            and result.get("inter_sha256", inter_sha256) == inter_sha256
+            and hp.get("hidden_size") == point["hidden"] and hp.get("hidden_dropout_prob") == point["dropout"]
+            and hp.get("learning_rate") == point["lr"]
+            and result.get("protocol", {}).get("early_stopping", "").endswith(f"patience {stopping_step}"))
 
 
 def valid_score(result: dict) -> float:
@@ -85,8 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     grid_dir = out.parent / "sasrec_grid"
     points = grid_points(args.hidden, args.dropout, args.lr)
     results: dict[str, dict | None] = {}
+    inter_sha256 = hashlib.sha256((data_dir / "inter.json").read_bytes()).hexdigest()
     for point in points:
         path = grid_dir / f"{tag(point)}.json"
+        if path.exists() and not matches(json.loads(path.read_text()), point, data_dir, inter_sha256,
+                                         args.stopping_step):
+            print(f"sasrec grid: {path} was trained on other data or settings; training it again", file=sys.stderr)
+            path.unlink()
         if not path.exists():
             print(f"sasrec grid: training {tag(point)} ({len(results) + 1}/{len(points)})", file=sys.stderr, flush=True)
             cmd = [args.python, str(HERE / "sasrec_recbole.py"), "--dataset-dir", str(data_dir), "--out", str(path),

@@ -29,6 +29,7 @@ The atomic-file conversion and split comparison below are pure python (no recbol
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -222,7 +223,8 @@ def run(args: argparse.Namespace) -> dict:
     out = args.out.resolve()
     work = out.parent / f"{out.stem}_work"
     name = args.name or data_dir.parent.name.replace("-", "_")
-    inter = json.loads((data_dir / "inter.json").read_text())
+    inter_text = (data_dir / "inter.json").read_text()
+    inter = json.loads(inter_text)
     write_atomic_dataset(inter, work / "atomic", name)
     os.chdir(work)  # RecBole writes ./log and ./log_tensorboard relative to the working directory
 
@@ -268,6 +270,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "baseline": "sasrec_recbole",
         "dataset_dir": str(data_dir),
+        "inter_sha256": hashlib.sha256(inter_text.encode()).hexdigest(),
         "versions": _versions(torch),
         "protocol": {
             "split": "RecBole LS valid_and_test, order TO, timestamp = position; verified identical to ours",

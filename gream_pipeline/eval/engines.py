@@ -122,15 +122,19 @@ class HFEngine:
         ids, mask = left_pad(prompts, self.pad_id)
         torch.manual_seed(seed)
         dev = self.model.device
+        greedy = temperature <= 0  # n identical greedy samples: decoded once
+        decoding = {"do_sample": False} if greedy else \
+            {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0, "num_return_sequences": n}
         with torch.no_grad():
-            out = self.model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), do_sample=True,
-                                      temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n,
+            out = self.model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), **decoding,
                                       max_new_tokens=max_new_tokens, pad_token_id=self.pad_id,
                                       eos_token_id=sorted(self.stop_ids), stop_strings=list(stop) or None,
                                       tokenizer=self.tok if stop else None)
         gen = out[:, ids.shape[1]:].tolist()
         texts = [_trim_stop(self.tok.decode(_cut_at(g, self.stop_ids), skip_special_tokens=False), stop)
                  for g in gen]
+        if greedy:
+            return [[t] * n for t in texts]
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
 
     CHUNK = 16  # sequences per forward in allowed_logprobs

@@ -19,9 +19,11 @@ A sample is decoded in two phases:
    :func:`rank_answers`.
 
 The paper states no reasoning length or budget (§6.1.2–6.1.3). The default budget (``eval.think_budget``,
-``recipes/config.yaml``) covers the offline synthesizer's reasoning texts, which close the thinking well before it
-(bench/results.md reports the measured natural-close rate). ``constrain_answer=false`` keeps the unconstrained
-variant: one free sampling pass of ``max_new_tokens`` tokens stopped at ``</answer>``.
+``recipes/config.yaml``) is chosen from the length of the reasoning the model is trained on: the tokens up to
+``<answer>`` of the synthesized rows (``bench/think_lengths.py``; numbers in bench/results.md). At temperature 0
+both phases are greedy. ``constrain_answer=false`` keeps the unconstrained variant: one free sampling pass of
+``max_new_tokens`` tokens stopped at ``</answer>``. Generated tokens are counted the same way in both variants: the
+tokens of the sample's text.
 """
 
 from __future__ import annotations
@@ -133,21 +135,39 @@ def reason_decode(engine, tokenizer, trie: TokenTrie, prompts: Sequence[Sequence
     """``n`` reasoning samples per prompt: free thinking within ``think_budget`` tokens, then a constrained answer
     (module docstring)."""
     thoughts = engine.sample(prompts, n, temperature, top_p, think_budget, seed, stop=(ANSWER_OPEN,))
+    ends = [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t]
     flat: list[tuple[int, str, bool]] = []
     for u, texts in enumerate(thoughts):
         for text in texts:
             think, natural = thinking_text(text)
+            if not natural:  # servers keep the text of the EOS token a sample ended with
+                think = strip_end_tokens(think, ends)
             flat.append((u, think + ("" if natural else close_suffix(think)), natural))
     prefixes = [list(prompts[u]) + tokenizer(text, add_special_tokens=False)["input_ids"] for u, text, _ in flat]
     rng = random.Random(seed)
     answers = constrained_answers(prefixes, trie, engine.allowed_logprobs, temperature, top_p, rng)
     out: list[list[ReasonSample]] = [[] for _ in prompts]
-    for (u, text, natural), prefix, (toks, leaf, lp) in zip(flat, prefixes, answers):
-        answer = "".join(trie.token_str[t] for t in toks)
-        generated = len(prefix) - len(prompts[u]) + len(toks)
-        out[u].append(ReasonSample(text=text + answer + ANSWER_CLOSE, natural_close=natural, answer_index=leaf,
-                                   answer_logprob=lp, generated_tokens=generated))
+    for (u, text, natural), (toks, leaf, lp) in zip(flat, answers):
+        full = text + "".join(trie.token_str[t] for t in toks) + ANSWER_CLOSE
+        out[u].append(ReasonSample(text=full, natural_close=natural, answer_index=leaf, answer_logprob=lp,
+                                   generated_tokens=count_tokens(tokenizer, full)))
     return out
+
+
+def strip_end_tokens(text: str, end_tokens: Sequence[str]) -> str:
+    """``text`` without trailing end-of-sequence / padding token texts."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for tok in end_tokens:
+            if text.endswith(tok):
+                text, stripped = text[: -len(tok)], True
+    return text
+
+
+def count_tokens(tokenizer, text: str) -> int:
+    """Generated-token count of a sample, the one rule for both variants: the tokens of its text (EOS excluded)."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def unconstrained_decode(engine, tokenizer, prompts: Sequence[Sequence[int]], n: int, temperature: float,
@@ -155,9 +175,13 @@ def unconstrained_decode(engine, tokenizer, prompts: Sequence[Sequence[int]], n:
                          ) -> list[list[ReasonSample]]:
     """The unconstrained variant: one free sampling pass stopped at ``stop`` (``</answer>``)."""
     texts = engine.sample(prompts, n, temperature, top_p, max_new_tokens, seed, stop=tuple(stop))
-    return [[ReasonSample(text=t, natural_close=ANSWER_OPEN in t, answer_index=None, answer_logprob=None,
-                          generated_tokens=len(tokenizer(t, add_special_tokens=False)["input_ids"]))
-             for t in user] for user in texts]
+    ends = [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t]
+    samples = []
+    for user in texts:
+        clean = [strip_end_tokens(t, ends) for t in user]
+        samples.append([ReasonSample(text=t, natural_close=ANSWER_OPEN in t, answer_index=None, answer_logprob=None,
+                                     generated_tokens=count_tokens(tokenizer, t)) for t in clean])
+    return samples
 
 
 def rank_answers(answers: Sequence[str | None], logprobs: Sequence[float | None]) -> list[str]:

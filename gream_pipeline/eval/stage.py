@@ -92,7 +92,7 @@ def reason_rank_block(ctx: StageContext, split: str, merged: dict, meta: dict) -
     """Reasoning mode as a recommender beside direct mode on the same users (the first ``reason_users`` of the
     split): Recall/NDCG@K of each user's distinct answers ranked by count (ties: mean answer log-prob), direct
     mode's metrics on those users, and each mode's cost per recommendation (one top-K list per user)."""
-    from gream_pipeline.eval.metrics import ranking_metrics
+    from gream_pipeline.eval.metrics import paired_bootstrap, ranking_metrics
     from gream_pipeline.semantic_ids import parse_tokens
 
     n = int(merged["reason_users"])
@@ -107,6 +107,13 @@ def reason_rank_block(ctx: StageContext, split: str, merged: dict, meta: dict) -
         if len(records) == n:
             block["direct_same_users"] = ranking_metrics([[h["id"] for h in r["direct"]] for r in records],
                                                          [r["target_id"] for r in records], ks)
+            k = 10 if 10 in ks else max(ks)
+            reasoned = read_jsonl(ctx.output(f"{split}/reason/predictions.jsonl"))
+            ours = [float(r["target_id"] in r["reason"]["ranked"][:k]) for r in reasoned]
+            direct = [float(any(h["id"] == r["target_id"] for h in r["direct"][:k])) for r in records]
+            diff = paired_bootstrap(ours, direct, seed=int(ctx.cfg.seed))
+            block["reason_minus_direct"] = {"metric": f"recall@{k}",
+                                            **{key: round(v, 5) for key, v in diff.items() if key != "n"}}
         depth = max((len(parse_tokens(h["id"])) for r in records for h in r["direct"][:1]), default=0)
         cost["direct"] = {"seconds_per_user": meta["direct"]["seconds_per_user"],
                           "beam_tokens_per_user": int(meta["direct"]["num_beams"]) * depth}

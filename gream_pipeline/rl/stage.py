@@ -10,7 +10,9 @@ stage's settings do not affect this stage). ``rl.backend=verl`` launches verl's 
 from __future__ import annotations
 
 import json
+import logging
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -21,6 +23,7 @@ from gream_pipeline.rl.prompts_data import rl_prompts, write_verl_parquet
 from gream_pipeline.stages import Input, Stage, StageContext, stage_dir
 
 MODES = ("direct", "reason")
+log = logging.getLogger(__name__)
 
 
 def _sample(rows: list, limit, seed: int) -> list:
@@ -110,6 +113,8 @@ def run_rl(ctx: StageContext) -> dict:
     trl_cfg = {**OmegaConf.to_container(rl.trl, resolve=True), "seed": int(cfg.seed)}
     if rl.mode == "reason":  # rollouts think within the validation budget, then answer (<= 5 ID tokens + tags)
         trl_cfg["max_completion_length"] = int(rl.validate.think_budget) + REASON_ANSWER_TOKENS
+        log.info("rl.mode=reason: rollouts of up to %d tokens (rl.validate.think_budget + %d)",
+                 trl_cfg["max_completion_length"], REASON_ANSWER_TOKENS)
     summary: dict = {"backend": "trl", "mode": str(rl.mode), "prompts": len(records)}
     validating = bool(rl.validate.users)
     if validating:
@@ -122,7 +127,8 @@ def run_rl(ctx: StageContext) -> dict:
         if validating:
             summary["grpo"]["valid_after"] = validate(ctx, out / "grpo_compare" / "model", out / "grpo_valid_after")
     if validating:
-        summary["paired"] = paired_differences(out, list(ctx.cfg.rl.validate.modes), seed=int(cfg.seed))
+        summary["paired"] = paired_differences(out, list(ctx.cfg.rl.validate.modes), seed=int(cfg.seed),
+                                               ks=[int(k) for k in ctx.cfg.rl.validate.ks])
     ctx.write_json("rl_summary.json", summary)
     return summary
 
@@ -133,7 +139,7 @@ REASON_ANSWER_TOKENS = 16
 VALIDATION_RUNS = (("before", "valid_before"), ("srpo", "valid_after"), ("grpo", "grpo_valid_after"))
 
 
-def per_user_scores(predictions: list[dict], mode: str, ks=(1, 5, 10)) -> dict[str, list[float]]:
+def per_user_scores(predictions: list[dict], mode: str, ks: Sequence[int]) -> dict[str, list[float]]:
     """Per-user scores of one validation run: direct Recall@K; reasoning Pass@K and Recall@K of the ranked answers."""
     from gream_pipeline.eval.metrics import pass_at_k
 
@@ -148,7 +154,7 @@ def per_user_scores(predictions: list[dict], mode: str, ks=(1, 5, 10)) -> dict[s
     return out
 
 
-def paired_differences(out: Path, modes: list[str], seed: int) -> dict:
+def paired_differences(out: Path, modes: list[str], seed: int, ks: Sequence[int] = (1, 5, 10)) -> dict:
     """Paired bootstrap intervals of SRPO − before, SRPO − GRPO and GRPO − before on the same validation users, per
     mode and metric (only the runs that exist)."""
     from gream_pipeline.artifacts import read_jsonl
@@ -156,7 +162,7 @@ def paired_differences(out: Path, modes: list[str], seed: int) -> dict:
 
     result: dict = {}
     for mode in modes:
-        runs = {label: per_user_scores(read_jsonl(out / folder / mode / "predictions.jsonl"), mode)
+        runs = {label: per_user_scores(read_jsonl(out / folder / mode / "predictions.jsonl"), mode, ks)
                 for label, folder in VALIDATION_RUNS if (out / folder / mode / "predictions.jsonl").is_file()}
         pairs = [(a, b) for a, b in (("srpo", "before"), ("srpo", "grpo"), ("grpo", "before"))
                  if a in runs and b in runs]
