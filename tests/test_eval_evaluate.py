@@ -26,7 +26,7 @@ def setup(tmp_path_factory):
 
 def test_evaluate_writes_metrics_predictions_report_plots(setup, tmp_path):
     d, index, examples = setup
-    cfg = eval_config(dataset="Instruments", batch_size=2, n_samples=10, max_new_tokens=8, progress=False,
+    cfg = eval_config(dataset="Instruments", batch_size=2, n_samples=10, think_budget=8, progress=False,
                       engine={"num_threads": 1, "dtype": "float32"})
     m = evaluate(d, index, examples, tmp_path, cfg)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())

@@ -21,7 +21,7 @@ from gream_pipeline.eval.runner import worker_device, worker_resources
 from tests.fixtures.configs import eval_config
 from tests.fixtures.tiny import build_tiny_model, fake_examples, fake_index
 
-BASE = dict(dataset="Scientific", batch_size=2, num_beams=8, n_samples=4, ks=[1, 2, 4], top_k=4, max_new_tokens=6,
+BASE = dict(dataset="Scientific", batch_size=2, num_beams=8, n_samples=4, ks=[1, 2, 4], top_k=4, think_budget=6,
             progress=False, plots=False, engine={"num_threads": 1, "dtype": "float32"})
 strip = lambda m: {k: v for k, v in m.items() if k != "meta"}  # noqa: E731
 

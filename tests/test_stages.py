@@ -147,7 +147,7 @@ def test_eval_settings_do_not_invalidate_rl():
 
     base = sha256_json(stage_config(_compose(), RL))
     for override in ("eval.num_beams=5", "eval.temperature=0.2", "eval.max_users=7", "eval.engine.kind=openai",
-                     "eval.max_new_tokens=64"):
+                     "eval.max_new_tokens=64", "eval.think_budget=9"):
         assert sha256_json(stage_config(_compose(override), RL)) == base, override
     assert sha256_json(stage_config(_compose("rl.validate.num_beams=5"), RL)) != base
 
