@@ -5,7 +5,8 @@
 
 Every configuration is trained by `sasrec_recbole.py` in `.venv-recbole/` (early stopping on validation NDCG@10,
 patience `--stopping-step` epochs) into `<out dir>/sasrec_grid/<tag>.json`; a configuration whose file exists is not
-trained again, so an interrupted grid continues where it stopped. The RecBole defaults (hidden 64, dropout 0.5,
+trained again, and a configuration interrupted mid-training resumes from its best checkpoint, so an interrupted grid
+continues where it stopped. The RecBole defaults (hidden 64, dropout 0.5,
 lr 1e-3) run first when they are in the grid. After each configuration, `--out` (default
 `<run>/baselines/sasrec_recbole.json`) holds the best result so far (selected on validation only; test metrics are
 never looked at for the choice) plus a `grid` block listing every configuration, so the benchmark report can say how

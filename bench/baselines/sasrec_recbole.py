@@ -161,6 +161,7 @@ def make_trainer_class(base):
         """RecBole Trainer that records per-epoch train/valid times and valid results."""
 
         epoch_log: list[dict]
+        epoch_log_path: Path | None = None
 
         def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
             t = time.perf_counter()
@@ -174,9 +175,28 @@ def make_trainer_class(base):
             score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
             self.epoch_log[-1].update(valid_s=round(time.perf_counter() - t, 2),
                                       valid={k: round(float(v), 6) for k, v in result.items()})
+            if self.epoch_log_path is not None:  # kept for a resumed run
+                tmp = self.epoch_log_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self.epoch_log))
+                os.replace(tmp, self.epoch_log_path)
             return score, result
 
     return TimedTrainer
+
+
+def resume(trainer, work: Path, enabled: bool) -> int | None:
+    """Continue an interrupted run from its best checkpoint (RecBole saves one whenever validation improves: model,
+    optimizer, epoch and early-stopping counter; the random state is not saved). Epochs after that checkpoint are
+    trained again; the epoch log of the earlier attempt is kept up to it. Returns the epoch resumed from, or None."""
+    saved = sorted((work / "saved").glob("SASRec-*.pth"), key=lambda p: p.stat().st_mtime)
+    if not enabled or not saved:
+        return None
+    trainer.resume_checkpoint(saved[-1])
+    start = int(trainer.start_epoch)
+    if trainer.epoch_log_path.is_file():
+        trainer.epoch_log = [e for e in json.loads(trainer.epoch_log_path.read_text()) if e["epoch"] < start]
+    print(f"resumed from {saved[-1]} at epoch {start}", file=sys.stderr)
+    return start
 
 
 def gream_metrics_on(trainer, loader, torch, first_users: Sequence[str] | None = None
@@ -241,7 +261,8 @@ def run(args: argparse.Namespace) -> dict:
 
     model = SASRec(config, train_data._dataset).to(config["device"])
     trainer = make_trainer_class(Trainer)(config, model)
-    trainer.epoch_log = []
+    trainer.epoch_log, trainer.epoch_log_path = [], work / "epoch_log.json"
+    resumed_from = resume(trainer, work, args.resume and not out.exists())  # a finished run's result is final
     if torch.is_anomaly_enabled():
         raise RuntimeError("autograd anomaly detection is on (RecBole's sine.py): training would be ~1.75x slower")
     deadline = t_start + 60 * args.time_budget_min if args.time_budget_min else None
@@ -254,7 +275,7 @@ def run(args: argparse.Namespace) -> dict:
     t_fit = time.perf_counter()
     try:
         trainer.fit(train_data, valid_data, saved=True, show_progress=False, callback_fn=budget)
-        if len(trainer.epoch_log) < args.epochs:
+        if trainer.epoch_log[-1]["epoch"] + 1 < args.epochs:
             stopped_by = "early_stopping"
     except BudgetExceeded:
         stopped_by = "time_budget"
@@ -287,6 +308,7 @@ def run(args: argparse.Namespace) -> dict:
         "test_gream_metrics": cross,
         **({"test_first_n": first_n} if first_n else {}),
         "best_epoch": best_epoch, "epochs_run": len(trainer.epoch_log), "stopped_by": stopped_by,
+        "resumed_from_epoch": resumed_from,
         "epoch_log": trainer.epoch_log,
         "mean_train_epoch_s": round(sum(train_times) / max(len(train_times), 1), 2),
         "setup_s": round(t_setup, 2), "fit_s": round(fit_s, 2),
@@ -319,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--first-n-test", type=int, help="also report the first N test users (gream's eval.max_users)")
+    ap.add_argument("--no-resume", dest="resume", action="store_false",
+                    help="start from scratch even when an interrupted run's checkpoint is in the work folder")
     args = ap.parse_args(argv)
     args.out = args.out or args.dataset_dir.resolve().parent / "baselines" / "sasrec_recbole.json"
     res = run(args)
