@@ -34,11 +34,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from data_synth.prompts import THINK_CLOSE
 from gream_pipeline.semantic_ids import ANSWER_CLOSE, ANSWER_OPEN
 
 from .trie import TokenTrie
 
-THINK_CLOSE = "</think>"
 AllowedLogprobs = Callable[[list[tuple[list[int], list[int]]]], list[dict[int, float]]]
 
 
@@ -135,7 +135,7 @@ def reason_decode(engine, tokenizer, trie: TokenTrie, prompts: Sequence[Sequence
     """``n`` reasoning samples per prompt: free thinking within ``think_budget`` tokens, then a constrained answer
     (module docstring)."""
     thoughts = engine.sample(prompts, n, temperature, top_p, think_budget, seed, stop=(ANSWER_OPEN,))
-    ends = [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t]
+    ends = end_tokens(tokenizer)
     flat: list[tuple[int, str, bool]] = []
     for u, texts in enumerate(thoughts):
         for text in texts:
@@ -152,6 +152,11 @@ def reason_decode(engine, tokenizer, trie: TokenTrie, prompts: Sequence[Sequence
         out[u].append(ReasonSample(text=full, natural_close=natural, answer_index=leaf, answer_logprob=lp,
                                    generated_tokens=count_tokens(tokenizer, full)))
     return out
+
+
+def end_tokens(tokenizer) -> list[str]:
+    """Texts of the tokenizer's end-of-sequence and padding tokens."""
+    return [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t]
 
 
 def strip_end_tokens(text: str, end_tokens: Sequence[str]) -> str:
@@ -175,7 +180,7 @@ def unconstrained_decode(engine, tokenizer, prompts: Sequence[Sequence[int]], n:
                          ) -> list[list[ReasonSample]]:
     """The unconstrained variant: one free sampling pass stopped at ``stop`` (``</answer>``)."""
     texts = engine.sample(prompts, n, temperature, top_p, max_new_tokens, seed, stop=tuple(stop))
-    ends = [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t]
+    ends = end_tokens(tokenizer)
     samples = []
     for user in texts:
         clean = [strip_end_tokens(t, ends) for t in user]

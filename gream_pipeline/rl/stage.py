@@ -166,7 +166,7 @@ def paired_differences(out: Path, modes: list[str], seed: int, ks: Sequence[int]
                 for label, folder in VALIDATION_RUNS if (out / folder / mode / "predictions.jsonl").is_file()}
         pairs = [(a, b) for a, b in (("srpo", "before"), ("srpo", "grpo"), ("grpo", "before"))
                  if a in runs and b in runs]
-        block: dict = {"users": len(next(iter(next(iter(runs.values())).values()))) if runs else 0}
+        block: dict = {"users": len(next(iter(runs["before"].values()))) if "before" in runs else 0}
         for a, b in pairs:
             block[f"{a}-{b}"] = {metric: {k: round(v, 5) for k, v in
                                           paired_bootstrap(runs[a][metric], runs[b][metric], seed=seed).items()
