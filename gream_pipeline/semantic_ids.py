@@ -22,6 +22,10 @@ Answers (:func:`parse_answer`, shared by the SRPO reward and evaluation) — one
   returned verbatim, in any level order (the reward scores the longest correct prefix of what was sampled).
 * Anything else, including non-``str`` input → ``None``. Never raises.
 
+A direct-mode completion in the ``continuation`` row format (``sft.seqrec_format``) continues the history's run of
+IDs, so its answer is the ID it starts with (:func:`first_id`): the leading tokens of levels a, b, c, … in order, up
+to the next level-a token (the item after it) or anything else.
+
 Where the two former parsers (``reward_fns.srpo`` and ``gream_pipeline.eval.answers``) disagreed, the rule pinned by
 the SRPO reward tests wins: bare direct-mode outputs are answers, read verbatim in any level order, and the block is
 found from the last ``</answer>``. Inside a block the evaluation parser's stricter checks (only ID tokens, level
@@ -189,3 +193,18 @@ def parse_answer(text: object) -> list[str] | None:
     if _BARE_RE.fullmatch(text):
         return parse_tokens(text)
     return None
+
+
+def first_id(text: object) -> list[str] | None:
+    """Tokens of the ID a continuation starts with (module docstring): leading canonical tokens of levels a, b, c, …
+    in order (``"<a_1><b_2><a_7>…"`` → ``["<a_1>", "<b_2>"]``); ``None`` unless ``text`` starts with a level-a token
+    (leading whitespace allowed). Never raises."""
+    if not isinstance(text, str):
+        return None
+    body, pos, tokens = text.lstrip(), 0, []
+    while (m := TOKEN_RE.match(body, pos)) is not None and m.group(1) == LETTERS[len(tokens)]:
+        tokens.append(m.group(0))
+        pos = m.end()
+        if len(tokens) == MAX_LEVELS:
+            break
+    return tokens or None

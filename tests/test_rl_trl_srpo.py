@@ -14,9 +14,24 @@ import numpy as np
 import pytest
 import torch
 
-from gream_pipeline.prompts import DIRECT_SYSTEM, REASON_SYSTEM, direct_messages, history_question
+from gream_pipeline.prompts import (
+    DIRECT_SYSTEM,
+    REASON_SYSTEM,
+    continuation_direct_messages,
+    direct_messages,
+    history_question,
+)
 from gream_pipeline.rl.prompts_data import rl_prompts, verl_rows, write_verl_parquet
-from gream_pipeline.rl.trl_srpo import SRPOConfig, SRPOTrainer, make_config, srpo_reward, train_srpo
+from gream_pipeline.rl.trl_srpo import (
+    SRPOConfig,
+    SRPOTrainer,
+    continuation_mask,
+    make_config,
+    srpo_reward,
+    token_levels,
+    train_srpo,
+)
+from gream_pipeline.semantic_ids import first_id
 from reward_fns.srpo import (
     grpo_advantages,
     grpo_advantages_batched,
@@ -79,12 +94,12 @@ def tiny(tmp_path_factory) -> Path:
     return _build_tiny(tmp_path_factory.mktemp("tiny_qwen3"))
 
 
-def _only_id_tokens(model_dir: Path) -> dict:
-    """generation_kwargs restricting sampling to ID tokens + EOS (the random model then emits parseable IDs)."""
+def _only_id_tokens(model_dir: Path, tokens: list[str] = ID_TOKENS) -> dict:
+    """generation_kwargs restricting sampling to ``tokens`` + EOS (the random model then emits parseable IDs)."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    allowed = set(tok.convert_tokens_to_ids(ID_TOKENS)) | {tok.eos_token_id}
+    allowed = set(tok.convert_tokens_to_ids(list(tokens))) | {tok.eos_token_id}
     return {"suppress_tokens": [i for i in range(len(tok)) if i not in allowed]}
 
 
@@ -142,7 +157,11 @@ def test_rl_prompts_direct_and_reason():
     (rec,) = rl_prompts(examples, index, "direct")
     assert rec == {"prompt": direct_messages(["<a_0><b_1>", "<a_1><b_0><c_2>"]), "ground_truth": "<a_3><b_3>",
                    "user": "5"}
+    (cont,) = rl_prompts(examples, index, "direct", "continuation")
+    assert cont == {"prompt": continuation_direct_messages(["<a_0><b_1>", "<a_1><b_0><c_2>"]),
+                    "ground_truth": "<a_3><b_3>", "user": "5", "continued": "<a_0><b_1><a_1><b_0><c_2>"}
     (rea,) = rl_prompts(examples, index, "reason")
+    assert "continued" not in rea
     assert rea["prompt"][0] == {"role": "system", "content": REASON_SYSTEM}
     assert rea["prompt"][1] == {"role": "user", "content": history_question(["<a_0><b_1>", "<a_1><b_0><c_2>"])}
     with pytest.raises(KeyError):
@@ -331,6 +350,43 @@ def test_train_srpo_end_to_end(tiny, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
     tok = AutoTokenizer.from_pretrained(out / "model")
     assert tok.convert_ids_to_tokens(tok(TARGET, add_special_tokens=False).input_ids) == id_tokens(TARGET)
+
+
+def test_continuation_mask_keeps_the_first_id():
+    """Levels a–d (0–3) then a slot (level 4) or the next item's level-a token."""
+    levels_of = {10: 0, 11: 1, 12: 2, 13: 3, 14: 4, 99: 0}
+    ids = torch.tensor([[10, 11, 12, 13, 99, 11],   # ID then the next item: 4 tokens
+                        [10, 11, 12, 13, 14, 99],   # ID with a conflict slot: 5 tokens
+                        [7, 7, 7, 7, 7, 7]])        # no ID at all: the wrong first tokens stay in the loss
+    assert continuation_mask(ids, levels_of, 4).tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0],
+                                                             [1, 1, 1, 1, 0, 0]]
+    assert continuation_mask(ids[:, :3], levels_of, 4).tolist() == [[1, 1, 1]] * 3
+
+
+def test_continuation_rollouts_are_scored_and_trained_on_their_first_id(tiny, tmp_path):
+    """Continuation prompts (the history IDs in a continued assistant turn): the reward reads the first ID of each
+    completion, the items after it get no loss, and groups with mixed rewards are kept."""
+    from transformers import AutoTokenizer
+
+    out = tmp_path / "cont"
+    history = ["<a_0><b_1><c_2><d_3>", "<a_3><b_3><c_0><d_1>"]
+    target = "<a_0><b_2><c_3><d_0>"  # a first token this random model samples often: rewards vary within groups
+    records = [{"prompt": continuation_direct_messages(history), "ground_truth": target, "user": f"u{i}",
+                "continued": "".join(history)} for i in range(8)]
+    cfg = {"num_generations": G, "per_device_train_batch_size": 4 * G, "max_completion_length": 7,
+           "learning_rate": 1e-2, "max_steps": 2, "seed": 0, "continuation_levels": 4,
+           "generation_kwargs": _only_id_tokens(tiny, id_tokens(target) + ["<a_1>"])}
+    summary = train_srpo(tiny, records, out, srpo_values(**cfg), trainer_cls=CaptureTrainer)
+    tr = CaptureTrainer.instances[-1]
+    texts, rewards = list(tr._logs["completion"]), list(tr._logs["rewards"]["srpo_residual_reward"])
+    assert rewards == pytest.approx([residual_reward(first_id(t), id_tokens(target)) for t in texts])
+    assert any(0 < r < 1 for r in rewards)
+    assert any(len(parse_answer(t) or []) > 4 for t in texts)  # completions run past the first ID ...
+    for inputs, _ in tr.captured:  # ... but only its tokens are trained on
+        assert int(inputs["completion_mask"][:, 4:].sum()) == 0
+    assert summary["kept_groups"] > 0
+    tok = AutoTokenizer.from_pretrained(tiny)
+    assert set(token_levels(tok).values()) == {0, 1, 2, 3}
 
 
 def test_reward_rises_on_fixed_target(tiny, tmp_path):

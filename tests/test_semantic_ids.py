@@ -168,3 +168,22 @@ def test_imports_stay_light():
     code = ("import sys, gream_pipeline.semantic_ids; assert 'numpy' not in sys.modules, 'numpy'; "
             "import reward_fns.srpo; bad = {'torch', 'transformers', 'verl'} & set(sys.modules); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<a_1><b_2><c_3><d_4><a_5><b_6>", ["<a_1>", "<b_2>", "<c_3>", "<d_4>"]),  # the next item is not the answer
+        ("<a_1><b_2><c_3><d_4><e_0><a_5>", ["<a_1>", "<b_2>", "<c_3>", "<d_4>", "<e_0>"]),  # conflict slot
+        (" <a_1><b_2>", ["<a_1>", "<b_2>"]),
+        ("<a_1><b_2><a_7><b_1><c_0><d_2>", ["<a_1>", "<b_2>"]),  # a level-a token starts the following item
+        ("<a_1><c_2>", ["<a_1>"]),  # out of level order: the ID ends there
+        ("<a_1><b_2> and more", ["<a_1>", "<b_2>"]),
+        ("<b_1><c_2>", None),
+        ("", None),
+        ("x<a_1>", None),
+        (None, None),
+    ],
+)
+def test_first_id_of_a_continuation(text, expected):
+    assert sid.first_id(text) == expected

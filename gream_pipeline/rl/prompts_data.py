@@ -1,6 +1,8 @@
 """RL prompt records from leave-one-out examples, and verl's RL parquet layout.
 
-A prompt record is ``{"prompt": chat messages, "ground_truth": target ID string, "user": str}``: the messages come
+A prompt record is ``{"prompt": chat messages, "ground_truth": target ID string, "user": str}`` (plus
+``"continued"``, the text of a final assistant message that the policy continues, in the ``continuation`` row format:
+TRL prepends it to such a prompt's completions, and the reward takes it off again): the messages come
 from :mod:`gream_pipeline.prompts` (the same text SFT and evaluation use), ``ground_truth`` is the target's ID string
 ``"<a_1><b_2><c_3><d_4>"`` as scored by :func:`reward_fns.srpo.residual_reward` (eq. 14). The records feed TRL's
 GRPO trainer directly (``prompt`` is its conversational column; the other keys reach the reward function as keyword
@@ -43,9 +45,11 @@ def rl_prompts(examples: Iterable[Mapping], index: Mapping[str, Sequence[str]], 
     records = []
     for ex in examples:
         history = [_id_string(index, i) for i in ex["history"]]
-        records.append(
-            {"prompt": build(history), "ground_truth": _id_string(index, ex["target"]), "user": str(ex["user"])}
-        )
+        prompt = build(history)
+        record = {"prompt": prompt, "ground_truth": _id_string(index, ex["target"]), "user": str(ex["user"])}
+        if prompt[-1]["role"] == "assistant":
+            record["continued"] = prompt[-1]["content"]
+        records.append(record)
     return records
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from gream_pipeline.errors import GreamError
+from gream_pipeline.prompts import CONTINUATION
 from gream_pipeline.rl import verl_job
 from gream_pipeline.rl.prompts_data import rl_prompts, write_verl_parquet
 from gream_pipeline.stages import Input, Stage, StageContext, stage_dir
@@ -115,6 +116,11 @@ def run_rl(ctx: StageContext) -> dict:
         trl_cfg["max_completion_length"] = int(rl.validate.think_budget) + REASON_ANSWER_TOKENS
         log.info("rl.mode=reason: rollouts of up to %d tokens (rl.validate.think_budget + %d)",
                  trl_cfg["max_completion_length"], REASON_ANSWER_TOKENS)
+    elif str(cfg.sft.seqrec_format) == CONTINUATION:  # the answer is the first ID the rollout continues with
+        trl_cfg["continuation_levels"] = int(cfg.index.levels)
+        trl_cfg["max_completion_length"] = int(cfg.index.levels) + 1
+        log.info("continuation rows: a rollout's answer is its first ID (%d tokens + conflict slot)",
+                 int(cfg.index.levels))
     summary: dict = {"backend": "trl", "mode": str(rl.mode), "prompts": len(records)}
     validating = bool(rl.validate.users)
     if validating:
@@ -199,7 +205,7 @@ def run_rl_check(ctx: StageContext) -> dict:
 PROMPT_INPUTS = (Input("data", "train.jsonl"), Input("data", "valid.jsonl"), Input("index", "index.json"))
 
 RL = Stage(
-    "rl", config=("rl", "sft.seqrec_format", "seed", "dataset.name"), run=run_rl,
+    "rl", config=("rl", "sft.seqrec_format", "index.levels", "seed", "dataset.name"), run=run_rl,
     consumes=(Input("sft", "model"),) + PROMPT_INPUTS,
     produces=("rl_summary.json", "verl/overrides.txt"),
     description="SRPO post-training: single-machine on TRL, or verl on GPU hosts (rl.backend=verl)")

@@ -20,6 +20,11 @@ The math is :mod:`reward_fns.srpo`, shared with the verl plugin; this module onl
   ``gradient_accumulation_steps``, TRL's default); ``"dapo"`` gets ``num_items_in_batch`` = kept completion tokens;
   ``"bnpo"`` already divides by the mask sum. If every group of a batch is dropped the loss and its gradient are 0
   (the optimizer step still applies AdamW momentum and weight decay).
+* **Continuation rows** (``continuation_levels`` > 0, set by the rl stage for direct mode with
+  ``sft.seqrec_format=continuation``): a rollout continues the history's run of IDs, so its answer is the ID it
+  starts with (:func:`~gream_pipeline.semantic_ids.first_id`), and only that ID's tokens (:func:`continuation_mask`:
+  the first ``continuation_levels`` tokens, plus a conflict-slot token after them) enter the loss; the items the
+  policy goes on to emit after it are not trained on.
 * **KL** to the reference policy is TRL's KL *loss* (k3 estimator, verl's ``low_var_kl``) with coefficient
   ``beta`` = 0.001 (paper); it is not put into the reward.
 
@@ -57,6 +62,7 @@ _fix_trl_availability_flags()
 
 from trl import GRPOConfig, GRPOTrainer  # (imported after the flag fix)
 
+from gream_pipeline.semantic_ids import LETTERS, TOKEN_RE, first_id
 from reward_fns.srpo import (
     DEFAULT_BETA,
     grpo_advantages_batched,
@@ -84,13 +90,25 @@ def _completion_text(completion: Any) -> str:
     return completion if isinstance(completion, str) else ""
 
 
-def srpo_reward(beta: float = DEFAULT_BETA) -> Callable[..., list[float]]:
-    """TRL reward function r_rs = (ℓ/H)^β (eqs. 13–14) against the dataset column ``ground_truth`` (an ID string)."""
+def _generated_text(completion: Any, continued: str) -> str:
+    """The sampled text of a completion: TRL prepends the continued final assistant message of a conversational
+    prompt (the dataset column ``continued``) to its completions."""
+    text = _completion_text(completion)
+    return text[len(continued):] if continued and text.startswith(continued) else text
 
-    def srpo_residual_reward(completions: Sequence[Any], ground_truth: Sequence[Any], **_: Any) -> list[float]:
+
+def srpo_reward(beta: float = DEFAULT_BETA,
+                answer: Callable[[object], list[str] | None] = parse_answer) -> Callable[..., list[float]]:
+    """TRL reward function r_rs = (ℓ/H)^β (eqs. 13–14) against the dataset column ``ground_truth`` (an ID string);
+    ``answer`` reads the predicted ID tokens from a completion (:func:`~gream_pipeline.semantic_ids.first_id` for
+    continuation rows)."""
+
+    def srpo_residual_reward(completions: Sequence[Any], ground_truth: Sequence[Any],
+                             continued: Sequence[str] | None = None, **_: Any) -> list[float]:
+        heads = continued if continued is not None else [""] * len(completions)
         return [
-            residual_reward(parse_answer(_completion_text(c)), id_tokens(gt), beta)
-            for c, gt in zip(completions, ground_truth, strict=True)
+            residual_reward(answer(_generated_text(c, head)), id_tokens(gt), beta)
+            for c, gt, head in zip(completions, ground_truth, heads, strict=True)
         ]
 
     return srpo_residual_reward
@@ -119,6 +137,9 @@ class SRPOConfig(GRPOConfig):
     reward_beta: float = field(metadata={"help": "β of r_rs = (ℓ/H)^β, eq. 14"})
     exact_tol: float = field(metadata={"help": "rollout is exact iff reward ≥ 1 − exact_tol"})
     adv_eps: float = field(metadata={"help": "ε of (r − mean) / (std + ε), as verl's GRPO"})
+    continuation_levels: int = field(default=0, metadata={
+        "help": "direct-mode continuation rows: answer = the first ID, loss on its tokens only (its code levels; "
+                "0: off). Set by the rl stage, not a recipe knob"})
     torch_num_threads: int | None = field(
         metadata={"help": "torch intra-op threads during train_srpo (None: unchanged); 1 avoids OpenMP spin "
                   "contention when other processes share the cores"}
@@ -131,6 +152,8 @@ class SRPOConfig(GRPOConfig):
             raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
         if self.use_liger_loss:
             raise ValueError("SRPOTrainer does not support use_liger_loss (its loss ignores the group filter)")
+        if self.continuation_levels < 0:
+            raise ValueError(f"continuation_levels must be >= 0, got {self.continuation_levels}")
         if self.srpo_k < 1:
             raise ValueError(f"srpo_k must be >= 1, got {self.srpo_k}")
         if self.bf16 and not torch.cuda.is_available():
@@ -166,6 +189,30 @@ def _load_policy(model_dir: str, init_kwargs: Mapping[str, Any]) -> torch.nn.Mod
     if not hasattr(model, "warnings_issued"):
         model.warnings_issued = {}
     return model
+
+
+def token_levels(tokenizer: Any) -> dict[int, int]:
+    """Token id → code level (0 for ``<a_*>``, 1 for ``<b_*>``, …) of every ID token in ``tokenizer``'s vocabulary."""
+    levels = {}
+    for token, idx in tokenizer.get_vocab().items():
+        m = TOKEN_RE.fullmatch(token)
+        if m is not None:
+            levels[int(idx)] = LETTERS.index(m.group(1))
+    return levels
+
+
+def continuation_mask(completion_ids: torch.Tensor, levels_of: Mapping[int, int], levels: int) -> torch.Tensor:
+    """1 on the tokens of the ID a continuation starts with, 0 after it (same shape as ``completion_ids``).
+
+    The first ``levels`` positions always count (wrong tokens there are what the reward penalises); position
+    ``levels`` counts only if it holds a conflict-slot token (level ``levels``); later positions are the next items.
+    """
+    mask = torch.zeros_like(completion_ids, dtype=torch.long)
+    mask[:, :levels] = 1
+    if completion_ids.shape[1] > levels:
+        slot = [levels_of.get(int(t)) == levels for t in completion_ids[:, levels].tolist()]
+        mask[:, levels] = torch.tensor(slot, dtype=torch.long, device=completion_ids.device)
+    return mask
 
 
 #: Reference log-prob given to dropped rollouts: exp(ref − logp) underflows to 0, so their (masked) KL term is finite.
@@ -212,8 +259,9 @@ class SRPOTrainer(GRPOTrainer):
         elif not hasattr(model, "warnings_issued"):
             model.warnings_issued = {}
         if reward_funcs is None:
-            reward_funcs = [srpo_reward(args.reward_beta)]
+            reward_funcs = [srpo_reward(args.reward_beta, first_id if args.continuation_levels else parse_answer)]
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
+        self._token_levels = token_levels(self.processing_class) if args.continuation_levels else {}
         self._srpo_rewards_per_func: torch.Tensor | None = None
         self.last_batch: dict[str, np.ndarray] | None = None
         self.srpo_totals = {"rollouts": 0, "exact": 0, "groups": 0, "kept_groups": 0, "reward_sum": 0.0}
@@ -239,6 +287,9 @@ class SRPOTrainer(GRPOTrainer):
         keep_local = torch.as_tensor(batch["keep"][local], device=device)
         output["advantages"] = torch.as_tensor(batch["advantages"][local], dtype=torch.float32, device=device)
         mask = output["completion_mask"] * keep_local.unsqueeze(1).to(output["completion_mask"].dtype)
+        if self.args.continuation_levels:
+            mask = mask * continuation_mask(output["completion_ids"], self._token_levels,
+                                            self.args.continuation_levels).to(mask.dtype)
         output["completion_mask"] = mask
         _neutralise_dropped(output, ~keep_local)
         n_kept = int(batch["keep"].sum())
