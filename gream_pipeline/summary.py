@@ -54,6 +54,13 @@ def print_summary(cfg: DictConfig, stages: list[str], console: Console | None = 
     cut = training_cut_short(run_dir)
     if cut:
         console.print(f"[bold yellow]{cut}[/]")
+    rl_path = run_dir / "rl" / "rl_summary.json"
+    if rl_path.is_file():
+        line, warning = rl_lines(json.loads(rl_path.read_text()))
+        if line:
+            console.print(line)
+        if warning:
+            console.print(f"[bold yellow]{warning}[/]")
     for name, files in (("index", ["report.json", "code_usage.png"]), ("sft", ["dataset/curriculum.png",
                         "model/training_loss.png"]), ("rl", ["reward_kept.png", "rl_summary.json"])):
         found = [str(run_dir / name / f) for f in files if (run_dir / name / f).is_file()]
@@ -85,6 +92,26 @@ def reason_rank_line(block: dict, reason: dict) -> str:
     if "direct" in cost:
         line += f", direct {cost['direct']['seconds_per_user']} s"
     return line
+
+
+def rl_lines(summary: dict) -> tuple[str, str]:
+    """The TRL run of the rl stage in one line (groups kept by the zero-variance filter, exact hits, validation
+    Recall@10 before → after with the paired interval), and a warning when no group was kept (no update)."""
+    run = summary.get("srpo")
+    if not run:
+        return "", ""
+    line = (f"RL ({run.get('advantage', 'srpo').upper()}, {summary.get('mode')} prompts): {run['steps']} steps, "
+            f"{run['kept_groups']} of {run['groups']} groups kept, exact-hit rate {run['exact_rate']:.3f}")
+    for mode, block in (summary.get("paired") or {}).items():
+        diff = block.get("srpo-before", {}).get("recall@10" if mode == "direct" else "pass@10")
+        if diff:
+            metric = "Recall@10" if mode == "direct" else "Pass@10"
+            line += (f"; validation {metric} ({mode}, {block['users']} users) "
+                     f"{diff['diff']:+.4f} (95 % CI {diff['lo']:+.4f} to {diff['hi']:+.4f})")
+    warning = "" if run["kept_groups"] else (
+        "WARNING: every RL group had the same reward for all its rollouts, so the zero-variance filter dropped them "
+        "all and the policy was not updated (the rl model equals the sft model)")
+    return line, warning
 
 
 def training_cut_short(run_dir: Path) -> str:
