@@ -28,7 +28,7 @@ EVAL_PER_CALL = {"dataset", "split"}
 RL_VALIDATE_STAGE_KEYS = {"users", "reason_users", "modes"}
 RL_VALIDATE_PER_CALL = {"dataset", "split", "modes", "max_users", "plots", "save_texts"}
 #: SRPOConfig fields the rl stage sets per call (not in ``rl.trl.*``).
-SRPO_PER_CALL = {"advantage"}
+SRPO_PER_CALL = {"advantage", "continuation_levels"}  # set by the rl stage per run
 #: Top-level experiment keys that are no defaults: Hydra's defaults list and the experiment's own name/description.
 EXPERIMENT_OWN = {"defaults", "experiment"}
 
@@ -73,7 +73,7 @@ def test_srpo_fields_live_in_rl_trl():
     assert own - SRPO_PER_CALL == own & keys, "SRPO fields missing from rl.trl"
     assert not SRPO_PER_CALL & keys
     assert keys <= field_names(SRPOConfig), "rl.trl keys that are no SRPOConfig field"
-    assert defaulted(SRPOConfig, own) == [], "SRPO fields hold defaults (their home is rl.trl)"
+    assert defaulted(SRPOConfig, own) == ["continuation_levels"], "SRPO fields hold defaults (their home is rl.trl)"
     trl = {f.name: f for f in dataclasses.fields(GRPOConfig)}
     redeclared = [f.name for f in dataclasses.fields(SRPOConfig) if f.name in trl
                   and (f.default, f.default_factory) != (trl[f.name].default, trl[f.name].default_factory)]
