@@ -95,8 +95,8 @@ def reason_rank_line(block: dict, reason: dict) -> str:
 
 
 def rl_lines(summary: dict) -> tuple[str, str]:
-    """The TRL run of the rl stage in one line (groups kept by the zero-variance filter, exact hits, validation
-    Recall@10 before → after with the paired interval), and a warning when no group was kept (no update)."""
+    """The TRL run of the rl stage in one line (groups kept by the zero-variance filter, exact hits, the paired
+    validation difference SRPO − before with its interval), and a warning when no group was kept (no update)."""
     run = summary.get("srpo")
     if not run:
         return "", ""

@@ -62,7 +62,7 @@ _fix_trl_availability_flags()
 
 from trl import GRPOConfig, GRPOTrainer  # (imported after the flag fix)
 
-from gream_pipeline.semantic_ids import LETTERS, TOKEN_RE, first_id
+from gream_pipeline.semantic_ids import code_of, first_id, is_token
 from reward_fns.srpo import (
     DEFAULT_BETA,
     grpo_advantages_batched,
@@ -193,12 +193,7 @@ def _load_policy(model_dir: str, init_kwargs: Mapping[str, Any]) -> torch.nn.Mod
 
 def token_levels(tokenizer: Any) -> dict[int, int]:
     """Token id → code level (0 for ``<a_*>``, 1 for ``<b_*>``, …) of every ID token in ``tokenizer``'s vocabulary."""
-    levels = {}
-    for token, idx in tokenizer.get_vocab().items():
-        m = TOKEN_RE.fullmatch(token)
-        if m is not None:
-            levels[int(idx)] = LETTERS.index(m.group(1))
-    return levels
+    return {int(idx): code_of(token)[0] for token, idx in tokenizer.get_vocab().items() if is_token(token)}
 
 
 def continuation_mask(completion_ids: torch.Tensor, levels_of: Mapping[int, int], levels: int) -> torch.Tensor:
