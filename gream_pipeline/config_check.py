@@ -347,6 +347,7 @@ RULES: dict[str, Rule] = {
     **{f"model.arch.{k}": POS for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
                                         "num_key_value_heads", "intermediate_size", "vocab_size",
                                         "max_position_embeddings")},
+    "model.arch.attention_dropout": Float(0, 1, hi_open=True),
     "data.max_history": POS, "data.min_items_per_user": Int(2),
     "index.embedder": Choice(EMBEDDERS), "index.embedder_model": Str(nullable=True),
     "index.text_source": Choice(("original", "enriched")), "index.text_fields": List(choices=TEXT_FIELDS),

