@@ -63,8 +63,11 @@ def test_scratch_model(tmp_path):
     assert [tok.tokenize(t) for t in ("<think>", "</answer>")] == [["<think>"], ["</answer>"]]
     # seeded: the same seed gives the same weights, another seed does not
     again = prepare_model("scratch", tmp_path / "m2", IDS, CORPUS, arch=TINY, seed=0)
-    other = prepare_model("scratch", tmp_path / "m3", IDS, CORPUS, arch=TINY, seed=1)
+    other = prepare_model("scratch", tmp_path / "m3", IDS, CORPUS, arch={**TINY, "attention_dropout": 0.1}, seed=1)
     from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    assert model.config.attention_dropout == 0.0 and AutoConfig.from_pretrained(other).attention_dropout == 0.1
 
     w = [load_file(p / "model.safetensors")["model.embed_tokens.weight"] for p in (out, again, other)]
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
