@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from .offline import STYLES
 from .validate import Limits
 
 JOBS = ("enrich", "reason")
@@ -37,6 +38,7 @@ class SynthConfig:
     model: str
     api_key_env: str  # name of the env var; a dummy key is used when it is unset
     offline: bool | None  # None: offline iff base_url is empty
+    offline_style: str  # template style of the offline synthesizer: full | compact (data_synth.offline.STYLES)
     # request parameters (None: not sent)
     temperature: float | None
     max_output_tokens: int | None
@@ -80,6 +82,8 @@ class SynthConfig:
             raise ValueError("offline=false needs a base_url")
         if not self.is_offline and not self.model:
             raise ValueError("an endpoint (base_url) needs a model name")
+        if self.offline_style not in STYLES:
+            raise ValueError(f"unknown offline_style {self.offline_style!r}; known: {sorted(STYLES)}")
         if self.concurrency < 1 or self.max_retries < 0 or self.max_invalid_retries < 0:
             raise ValueError("concurrency must be >= 1 and retry counts >= 0")
 

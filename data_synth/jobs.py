@@ -3,7 +3,8 @@
 A task carries its store key, the chat messages, a validator (text → parsed fields, or ``Invalid``) and its offline
 template generator. Store key = ``make_key(prompt_version, model, {"kind", "id", "messages"})``: the messages contain
 all inputs (metadata, history/target IDs), so changing the data, the index or the prompt gives a new key. ``model``
-is the endpoint's model name online and ``template-v1`` offline, so LLM and template records never collide.
+is the endpoint's model name online and the template style's version (``template-v1``, …) offline, so LLM and
+template records (and the two template styles) never collide.
 
 Reasoning users: one sample per training user, from the user's *last* training example in ``train_examples`` order
 (the data stage writes each user's examples chronologically, so that is the longest history → latest target).
@@ -32,7 +33,7 @@ class Task:
 
 
 def model_tag(cfg: SynthConfig) -> str:
-    return offline.OFFLINE_VERSION if cfg.is_offline else cfg.model
+    return offline.style(cfg.offline_style).version if cfg.is_offline else cfg.model
 
 
 def last_example_per_user(train_examples: Sequence[Mapping]) -> list[Mapping]:
@@ -66,7 +67,7 @@ def reason_tasks(items: Mapping[str, Mapping], train_examples: Sequence[Mapping]
             key=make_key(version, model, {"kind": "reason", "id": user, "messages": messages}),
             kind="reason", eid=user, messages=messages,
             check=_reason_check(h_ids, t_id, known, limits, history),
-            template=_bind(offline.synth_reasoning, h_ids, h_meta, t_id, t_meta),
+            template=_bind(offline.synth_reasoning, h_ids, h_meta, t_id, t_meta, cfg.offline_style),
             context={"user": user, "history": history, "target": target}))
     return tasks
 

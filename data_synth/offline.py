@@ -11,17 +11,48 @@ validators as LLM outputs (``validate.py``). Reasoning (paper §4.2, Appendix C 
   target, in order; the most recent item when none does;
 * recommendation — the target's title/brand and the goal, then ``<answer>target ID</answer>``.
 
-Items without any text degrade to ID-only sentences that still satisfy the format.
+Two styles of the same format (``synth.offline_style``): ``full`` (above) and ``compact``, which keeps every section
+but shortens what a small model must reproduce token by token: one most recent item, at most three rewritten items
+(the most recent related ones), shorter titles, and the goal stated once (Step 3) instead of twice. Items without any
+text degrade to ID-only sentences that still satisfy the format.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from .prompts import ANSWER_CLOSE, ANSWER_OPEN, REWRITE_HEADING, STEP_HEADINGS, THINK_CLOSE, THINK_OPEN, clean
 
-OFFLINE_VERSION = "template-v1"  # part of the store key of template records (as their "model")
+
+
+@dataclass(frozen=True)
+class Style:
+    """Lengths of one template style: recent items in Step 1, rewritten items (None: all related ones), title
+    characters of history and target items, and whether the recommendation repeats the goal."""
+
+    version: str  # part of the store key of template records (as their "model")
+    recent_items: int
+    max_rewrite: int | None
+    title_chars: int
+    target_title_chars: int
+    repeat_goal: bool
+
+
+STYLES = {
+    "full": Style("template-v1", recent_items=2, max_rewrite=None, title_chars=60, target_title_chars=90,
+                  repeat_goal=True),
+    "compact": Style("template-compact-v1", recent_items=1, max_rewrite=3, title_chars=32, target_title_chars=48,
+                     repeat_goal=False),
+}
+
+
+def style(name: str) -> Style:
+    """The template style called ``name`` (``synth.offline_style``)."""
+    if name not in STYLES:
+        raise ValueError(f"unknown offline_style {name!r}; known: {sorted(STYLES)}")
+    return STYLES[name]
 
 
 def categories(meta: Mapping[str, object]) -> list[str]:
@@ -66,7 +97,7 @@ def _goal(history: Sequence[Mapping], target: Mapping) -> str:
     return f"explore a new product type ({leaf or 'a related item'}) that extends their current setup"
 
 
-def _step1(history_ids: Sequence[str], history: Sequence[Mapping]) -> str:
+def _step1(history_ids: Sequence[str], history: Sequence[Mapping], st: Style) -> str:
     n = len(history)
     leafs = Counter(x for x in (_leaf(m) for m in history) if x)
     brands = Counter(x for x in (clean(m.get("brand"), 40) for m in history) if x)
@@ -75,7 +106,8 @@ def _step1(history_ids: Sequence[str], history: Sequence[Mapping]) -> str:
         lines.append(f"- Product types: {_counted(leafs, 4)}.")
     if brands:
         lines.append(f"- Brands: {_counted(brands, 3)}.")
-    recent = [(iid, _title(m, 60)) for iid, m in zip(history_ids[-2:], history[-2:])]
+    k = st.recent_items
+    recent = [(iid, _title(m, st.title_chars)) for iid, m in zip(history_ids[-k:], history[-k:])]
     lines.append("- Most recent: " + "; ".join(f"{iid} ({t})" if t else iid for iid, t in reversed(recent)) + ".")
     return "\n".join(lines)
 
@@ -96,28 +128,34 @@ def _step2(history: Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
-def _step3(history: Sequence[Mapping], target: Mapping) -> str:
+def _step3(history: Sequence[Mapping], target: Mapping, st: Style) -> str:
     recent = [x for x in (_leaf(m) for m in history[-3:]) if x]
     context = f"The latest purchases ({', '.join(dict.fromkeys(recent))})" if recent else "The latest purchases"
-    return (f"{context} and the preferences above suggest the user's next goal is to {_goal(history, target)}. "
-            f"The next item should fit this goal and the user's established preferences.")
+    text = f"{context} and the preferences above suggest the user's next goal is to {_goal(history, target)}."
+    return text + (" The next item should fit this goal and the user's established preferences."
+                   if st.repeat_goal else "")
 
 
 def synth_reasoning(history_ids: Sequence[str], history: Sequence[Mapping], target_id: str,
-                    target: Mapping) -> str:
-    """Template reasoning text for one (history → target) example (module docstring)."""
+                    target: Mapping, style_name: str = "full") -> str:
+    """Template reasoning text for one (history → target) example in style ``style_name`` (module docstring)."""
+    st = style(style_name)
     keep = _relevant(history, target)
-    listed = ", ".join(f"{history_ids[i]} ({_title(history[i], 60)})" if _title(history[i]) else history_ids[i]
+    if st.max_rewrite is not None:
+        keep = keep[-st.max_rewrite:]
+    n = st.title_chars
+    listed = ", ".join(f"{history_ids[i]} ({_title(history[i], n)})" if _title(history[i], n) else history_ids[i]
                        for i in keep)
-    title, brand = _title(target, 90), clean(target.get("brand"), 40)
+    title, brand = _title(target, st.target_title_chars), clean(target.get("brand"), 40)
     what = f"\"{title}\"" + (f" by {brand}" if brand else "") if title else "the next item"
+    why = f"the user is likely to {_goal(history, target)}, so " if st.repeat_goal else ""
     return (
-        f"{THINK_OPEN}\n{STEP_HEADINGS[0]}:\n{_step1(history_ids, history)}\n\n"
+        f"{THINK_OPEN}\n{STEP_HEADINGS[0]}:\n{_step1(history_ids, history, st)}\n\n"
         f"{STEP_HEADINGS[1]}:\n{_step2(history)}\n\n"
-        f"{STEP_HEADINGS[2]}:\n{_step3(history, target)}\n{THINK_CLOSE}\n\n"
+        f"{STEP_HEADINGS[2]}:\n{_step3(history, target, st)}\n{THINK_CLOSE}\n\n"
         f"{REWRITE_HEADING} {listed}.\n\n"
-        f"Based on the above analysis, the user is likely to {_goal(history, target)}, "
-        f"so the recommended product is {what}: {ANSWER_OPEN}{target_id}{ANSWER_CLOSE}"
+        f"Based on the above analysis, {why}the recommended product is {what}: "
+        f"{ANSWER_OPEN}{target_id}{ANSWER_CLOSE}"
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue, OmegaConfBaseException
 
+from data_synth.offline import STYLES
 from gream_pipeline.prompts import SEQREC_FORMATS
 from gream_pipeline.errors import GreamError
 
@@ -359,7 +360,8 @@ RULES: dict[str, Rule] = {
     "synth.base_url": Str(pattern=r"https?://\S+", what="'' (offline) or an http(s):// URL"),
     "synth.model": Str(numbers=True),
     "synth.api_key_env": Str(empty=False, pattern=r"[A-Za-z_][A-Za-z0-9_]*", what="an environment variable name"),
-    "synth.offline": Bool(nullable=True), "synth.temperature": Float(0, nullable=True),
+    "synth.offline": Bool(nullable=True), "synth.offline_style": Choice(tuple(STYLES)),
+    "synth.temperature": Float(0, nullable=True),
     "synth.max_output_tokens": CAP, "synth.extra_body": Mapping(nullable=True), "synth.concurrency": POS,
     "synth.timeout": Float(0, lo_open=True), "synth.max_retries": COUNT, "synth.max_invalid_retries": COUNT,
     "synth.max_requests": CAP, "synth.max_tokens": CAP, "synth.price_prompt_per_mtok": Float(0),

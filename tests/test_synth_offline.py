@@ -129,3 +129,25 @@ def test_outputs_follow_the_umask_and_the_umask_is_left_alone(tmp_path):
     for name in ("reasoning.jsonl", "enriched_items.json", "rejected.jsonl", "store.jsonl"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name  # 0o644 under umask 027
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_compact_style_is_the_same_format_shorter_with_its_own_store_keys(tmp_path):
+    """``offline_style=compact``: every chain passes the same validator, lists at most 3 rewritten items (the most
+    recent related ones of the full style's list), is shorter than the full chain of the same user, and is stored
+    under its own version so the two styles never share records."""
+    items, train, index = toy_dataset(n_users=30, n_items=60, seed=5)
+    full = run_synth(items, train, index, tmp_path / "full", synth_config(jobs=["reason"], **CFG))
+    compact = run_synth(items, train, index, tmp_path / "compact",
+                        synth_config(jobs=["reason"], offline_style="compact", **CFG))
+    assert full["jobs"]["reason"]["ok"] == compact["jobs"]["reason"]["ok"] == 30
+    known = {"".join(t) for t in index.values()}
+    long, short = rows(tmp_path / "full" / "reasoning.jsonl"), rows(tmp_path / "compact" / "reasoning.jsonl")
+    for a, b in zip(long, short):
+        ids = ["".join(index[str(i)]) for i in b["history"]]
+        validate_reasoning(b["text"], ids, "".join(index[str(b["target"])]), known)
+        assert b["rewritten_history"] == a["rewritten_history"][-3:]
+        assert b["preference"] == a["preference"] and len(b["text"]) < len(a["text"])
+    assert {k for k in read_records(tmp_path / "full" / "store.jsonl")[0]}.isdisjoint(
+        read_records(tmp_path / "compact" / "store.jsonl")[0])
+    with pytest.raises(ValueError, match="offline_style"):
+        synth_config(offline_style="terse")
