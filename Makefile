@@ -65,6 +65,17 @@ bench-quality: install
 bench-reason: install
 	bash bench/reason_mode.sh
 
+# Reasoning data: offline template styles full vs compact, same reasoning rows, side by side on one data + index run
+# (EXPERIMENT=demo_cpu DATASET=scientific USERS=50 MAX_REASON=1024; runs/bench/rd-<experiment>-<dataset>.json)
+.PHONY: bench-reason-data
+bench-reason-data: install
+	bash bench/reason_data.sh
+
+# HF reasoning sampling: generate() vs the cached-prompt nucleus sampler on a trained run (RUN=runs/<run>)
+.PHONY: bench-sampling
+bench-sampling: install
+	OMP_NUM_THREADS=1 $(PY) bench/sampling_speed.py $(RUN) --out runs/bench/sampling_speed.json $(BENCH_ARGS)
+
 # SFT step cost of the tiny model: size × batch × bf16/fp32 × threads, side by side (runs/bench/sft_throughput.json)
 bench-sft: install
 	$(PY) bench/sft_throughput.py $(BENCH_ARGS)

