@@ -8,6 +8,7 @@
 #   rl (RL_STEPS > 0): SRPO and plain GRPO on reasoning prompts (rl.mode=reason, same seed, steps and data),
 #         validated before/after on VALID_USERS validation users -> rl/rl_summary.json `paired` (paired bootstrap
 #         intervals of SRPO - before, SRPO - GRPO, GRPO - before) and the per-step plots of both runs.
+# RL_ARGS adds overrides to the rl stage only (e.g. rl.validate.ray.enabled=true to validate on two workers).
 #   DATASET=instruments USERS=200 RL_STEPS=0 bash bench/reason_mode.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +18,8 @@ USERS=${USERS:-200}
 RL_STEPS=${RL_STEPS:-0}
 VALID_USERS=${VALID_USERS:-500}
 THREADS=${THREADS:-1}
-src="runs/${EXPERIMENT}-${DATASET}"
-name="reason-${EXPERIMENT}-${DATASET}"
+src=${SRC:-"runs/${EXPERIMENT}-${DATASET}"}  # another finished run: SRC=runs/<run> ARGS="<its overrides>"
+name=${NAME:-"reason-$(basename "$src")"}
 dst="runs/${name}"
 mkdir -p "$dst"
 for stage in data index synth sft rl; do
@@ -29,7 +30,8 @@ common=("experiment=${EXPERIMENT}" "dataset=${DATASET}" "run_name=${name}" "eval
         "rl.trl.torch_num_threads=${THREADS}" "rl.validate.engine.num_threads=${THREADS}" ${ARGS:-})
 if (( RL_STEPS > 0 )); then
   .venv/bin/gream stage=rl "${common[@]}" rl.mode=reason rl.compare_grpo=true "rl.trl.max_steps=${RL_STEPS}" \
-    "rl.validate.users=${VALID_USERS}" "rl.validate.reason_users=${VALID_USERS}" "rl.validate.modes=[reason]"
+    "rl.validate.users=${VALID_USERS}" "rl.validate.reason_users=${VALID_USERS}" "rl.validate.modes=[reason]" \
+    ${RL_ARGS:-}
 fi
 .venv/bin/gream stage=eval "${common[@]}" "eval.modes=[direct,reason]" "eval.max_users=${USERS}" \
   "eval.reason_max_users=${USERS}"
