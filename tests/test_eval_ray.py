@@ -37,7 +37,7 @@ def case(tmp_path_factory):
     return {"root": root, "model": d, "index": index, "examples": examples, "single": single}
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_ray_sharded_eval_equals_single_process(case, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -105,7 +105,7 @@ def ray_head():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_joins_an_existing_cluster_and_gives_each_worker_its_gpu(case, ray_head):
     """A driver process with $RAY_ADDRESS set (as on a cluster node) joins without num_cpus; 2 workers × 1 GPU each
     get distinct Ray GPU ids and CUDA_VISIBLE_DEVICES = that id, so a CUDA engine in each uses its own GPU (cuda:0 of
@@ -119,7 +119,7 @@ def test_joins_an_existing_cluster_and_gives_each_worker_its_gpu(case, ray_head)
         f"cfg = eval_config(**{BASE!r}, ray={{'enabled': True, 'num_workers': 2, 'num_cpus_per_worker': 1, "
         "'num_gpus_per_worker': 1})\n"
         "evaluate(root / 'model', c['index'], c['examples'], root / 'cluster', cfg)\n")
-    proc = subprocess.run([sys.executable, "-c", driver], cwd=Path(__file__).resolve().parents[1], timeout=240,
+    proc = subprocess.run([sys.executable, "-c", driver], cwd=Path(__file__).resolve().parents[1], timeout=540,
                           capture_output=True, text=True, env={**os.environ, **LOOPBACK, "RAY_ADDRESS": ray_head})
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads((root / "cluster" / "metrics.json").read_text())
