@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--top-p", type=float, default=0.9)
     ap.add_argument("--budget", type=int, default=384)
+    ap.add_argument("--dtype", default="float32", help="model dtype (float32 | bfloat16)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     model_dir = args.run / "sft" / "model"
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, args.dtype)).eval()
     catalog = IDCatalog.from_index(json.loads((args.run / "index" / "index.json").read_text()))
     examples = read_jsonl(args.run / "data" / "test.jsonl")[:args.users]
     prompts = [render(tok, default_reason_prompt([catalog.item_to_id[str(i)] for i in ex["history"]]),
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
         v["stop_share"] = round(v["stopped"] / v["samples"], 3)
         v["mean_tokens"] = round(v["tokens"] / v["samples"], 1)
     report = {"run": str(args.run), "users": len(prompts), "n": args.n, "temperature": args.temperature,
-              "top_p": args.top_p, "budget": args.budget, "threads": torch.get_num_threads(), "methods": stats,
+              "top_p": args.top_p, "budget": args.budget, "dtype": args.dtype, "threads": torch.get_num_threads(), "methods": stats,
               "speedup_tokens_per_s": round(stats["sampler"]["tokens_per_s"] / stats["generate"]["tokens_per_s"], 2)}
     print(json.dumps(report, indent=1))
     if args.out:
