@@ -41,7 +41,7 @@ def generate_path(model, tok, prompts, n, temperature, top_p, budget, seed, end_
                              pad_token_id=pad_id, eos_token_id=sorted(end_ids), stop_strings=[ANSWER_OPEN],
                              tokenizer=tok)
     gen = out[:, ids.shape[1]:].tolist()
-    return [[t for t in g[:next((i for i, t in enumerate(g) if t in end_ids), len(g))]] for g in gen]
+    return [g[:next((i for i, t in enumerate(g) if t in end_ids), len(g))] for g in gen]
 
 
 def main(argv: list[str] | None = None) -> dict:
