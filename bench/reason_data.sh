@@ -5,6 +5,7 @@
 # (natural_close_rate, Pass@K, reason_rank, cost per user); then a paired comparison of direct mode.
 #   bash bench/reason_data.sh                                  # demo scale, Scientific
 #   EXPERIMENT=bench_cpu DATASET=instruments bash bench/reason_data.sh
+#   STYLES=compact DATASET=instruments bash bench/reason_data.sh   # one lane (no paired comparison)
 # Writes runs/rd-<experiment>-<dataset>-{full,compact}/ and runs/bench/rd-<experiment>-<dataset>.json; a lane whose
 # stages are up to date is not re-run (stage manifests).
 set -euo pipefail
@@ -14,7 +15,8 @@ DATASET=${DATASET:-scientific}
 USERS=${USERS:-50}
 EVAL_USERS=${EVAL_USERS:-1000}
 MAX_REASON=${MAX_REASON:-1024}
-prefix="rd-${EXPERIMENT}-${DATASET}"
+read -r -a styles <<< "${STYLES:-full compact}"
+prefix="rd-${EXPERIMENT}-${DATASET}${TAG:+-$TAG}"
 common=("experiment=${EXPERIMENT}" "dataset=${DATASET}" "sft.max_reason=${MAX_REASON}" ${ARGS:-})
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
@@ -32,10 +34,13 @@ lane() {
 
 mkdir -p runs/bench
 for stage in data index; do .venv/bin/gream "stage=$stage" "run_name=$prefix-data" "${common[@]}"; done
-lane full > "runs/$prefix-full.log" 2>&1 & lane compact > "runs/$prefix-compact.log" 2>&1 & wait
-.venv/bin/python bench/compare_runs.py "runs/$prefix-full" "runs/$prefix-compact" --split test \
-  --out "runs/bench/$prefix.json"
-.venv/bin/python - "runs/$prefix-full" "runs/$prefix-compact" <<'PY'
+for style in "${styles[@]}"; do lane "$style" > "runs/$prefix-$style.log" 2>&1 & done
+wait
+runs=("${styles[@]/#/runs/$prefix-}")
+if (( ${#runs[@]} == 2 )); then
+  .venv/bin/python bench/compare_runs.py "${runs[@]}" --split test --out "runs/bench/$prefix.json"
+fi
+.venv/bin/python - "${runs[@]}" <<'PY'
 import json, sys
 for run in sys.argv[1:]:
     m = json.load(open(f"{run}/eval/metrics.json"))

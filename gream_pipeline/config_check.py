@@ -164,12 +164,13 @@ class Float(Rule):
 @dataclass(frozen=True)
 class Bool(Rule):
     nullable: bool = False
+    auto: bool = False  # also the string "auto" (resolved per host by gream_pipeline.precision)
 
     def allowed(self) -> str:
-        return _null("true or false", self.nullable)
+        return _null("true, false or auto" if self.auto else "true or false", self.nullable)
 
     def _check(self, value: Any) -> str | None:
-        return None if isinstance(value, bool) else "not a boolean"
+        return None if isinstance(value, bool) or (self.auto and value == "auto") else "not a boolean"
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,7 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constan
               "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
               "warmup_stable_decay", "greedy")
 ENGINE_KINDS = ("hf", "transformers", "vllm", "vllm-cpu", "openai", "server", "sglang")
-TORCH_DTYPES = ("float32", "bfloat16", "float16")
+TORCH_DTYPES = ("auto", "float32", "bfloat16", "float16")
 MODES = ("direct", "reason")
 SPLITS = ("test", "valid")
 #: A path component that stays inside its parent folder: no ``/`` or ``\\``, no ``..``, no control characters.
@@ -353,7 +354,7 @@ RULES: dict[str, Rule] = {
     "index.embedder": Choice(EMBEDDERS), "index.embedder_model": Str(nullable=True),
     "index.text_source": Choice(("original", "enriched")), "index.text_fields": List(choices=TEXT_FIELDS),
     "index.use_reviews": Bool(), "index.max_chars": POS, "index.max_length": POS, "index.batch_size": POS,
-    "index.dtype": Choice(("bf16", "fp32")), "index.normalize": Bool(), "index.levels": Int(1, 25),
+    "index.dtype": Choice(("auto", "bf16", "fp32")), "index.normalize": Bool(), "index.levels": Int(1, 25),
     "index.codebook_size": POS, "index.codebook_sizes": List(POS, nullable=True), "index.kmeans_iters": POS,
     "index.conflict_slot": Bool(), "index.collaborative.dim": POS, "index.collaborative.window": POS,
     # synth (data_synth.config.SynthConfig)
@@ -377,7 +378,7 @@ RULES: dict[str, Rule] = {
     "sft.launch": Choice(("run", "emit")), "sft.epochs": POS, "sft.gamma": Float(0), "sft.per_device_batch": POS,
     "sft.grad_accum": POS, "sft.world_size": POS, "sft.lr": Float(0, lo_open=True),
     "sft.lr_scheduler_type": Choice(SCHEDULERS), "sft.warmup_ratio": Float(0, 1, hi_open=True),
-    "sft.cutoff_len": POS, "sft.bf16": Bool(), "sft.gradient_checkpointing": Bool(),
+    "sft.cutoff_len": POS, "sft.bf16": Bool(auto=True), "sft.gradient_checkpointing": Bool(),
     "sft.length_grouped_batches": Bool(), "sft.time_budget_min": Float(0, lo_open=True, nullable=True),
     "sft.use_cpu": Bool(), "sft.finetuning_type": Choice(("full", "freeze", "lora", "oft")),
     "sft.logging_steps": POS, "sft.checkpoint_every_epoch": Bool(),

@@ -51,6 +51,9 @@ def print_summary(cfg: DictConfig, stages: list[str], console: Console | None = 
         if metrics.get("reason_rank"):
             console.print(reason_rank_line(metrics["reason_rank"], metrics.get("reason", {})))
         console.print(f"report: {run_dir / 'eval' / 'report.md'}")
+    precision = sft_precision_line(cfg, run_dir)
+    if precision:
+        console.print(precision)
     cut = training_cut_short(run_dir)
     if cut:
         console.print(f"[bold yellow]{cut}[/]")
@@ -112,6 +115,15 @@ def rl_lines(summary: dict) -> tuple[str, str]:
         "WARNING: every RL group had the same reward for all its rollouts, so the zero-variance filter dropped them "
         "all and the policy was not updated (the rl model equals the sft model)")
     return line, warning
+
+
+def sft_precision_line(cfg: DictConfig, run_dir: Path) -> str:
+    """Which precision SFT trained in (``sft.bf16=auto`` resolves per host), or '' before SFT ran."""
+    counts = (read_manifest(run_dir / "sft") or {}).get("counts", {})
+    if "precision" not in counts:
+        return ""
+    how = "chosen for this host (bf16 only where it is native)" if str(cfg.sft.bf16) == "auto" else "as configured"
+    return f"sft: {counts.get('steps')} steps in {counts['precision']}, {how} (sft.bf16={cfg.sft.bf16})"
 
 
 def training_cut_short(run_dir: Path) -> str:

@@ -262,6 +262,7 @@ BAD_VALUES = {
         ("sft.seqrec_format=rows", ("sft.seqrec_format=rows", "sequence | continuation | per_target")),
         ("rl.backend=ray", ("rl.backend=ray", "trl | verl")),
         ("rl.mode=both", ("rl.mode=both", "direct | reason")),
+        ("sft.bf16=sometimes", ("sft.bf16=sometimes: not a boolean", "true, false or auto")),
     ],
     "enumerations": [
         ("index.levels=26", ("index.levels=26: out of range", "1..25")),
@@ -271,6 +272,7 @@ BAD_VALUES = {
         ("eval.splits=[train]", ("eval.splits=", "test | valid")),
         ("eval.modes=[]", ("eval.modes=[]: empty", "direct | reason")),
         ("eval.engine.kind=tpu", ("eval.engine.kind=tpu", "hf |", "openai")),
+        ("eval.engine.dtype=fp8", ("eval.engine.dtype=fp8", "auto | float32 | bfloat16 | float16")),
         ("eval.checkpoint=''", ("eval.checkpoint='': empty", "auto | sft | rl")),
     ],
     "relations": [

@@ -3,7 +3,9 @@
 import json
 
 import pytest
+import yaml
 
+from gream_pipeline.precision import native_bf16
 from tests.conftest import run_gream, subset_lcrec
 
 TINY = [
@@ -105,8 +107,6 @@ def test_rerun_is_a_noop_and_rl_check_passes(pipeline_run):
 def test_gpu_recipe_emits_and_validates_with_a_local_model(pipeline_run):
     """`sft.launch=emit` with a local model (the Qwen3-4B path on GPU hosts): no training, LLaMA-Factory's parser
     accepts the YAML, and the ID tokens are added by LLaMA-Factory itself (non-special `add_tokens`)."""
-    import yaml
-
     run_dir, overrides, root, _ = pipeline_run
     local = run_dir / "sft" / "model"  # any local HF dir stands in for Qwen3-4B here
     kept = [o for o in overrides[1:] if not o.startswith("model.")]  # the tiny architecture knobs
@@ -117,4 +117,5 @@ def test_gpu_recipe_emits_and_validates_with_a_local_model(pipeline_run):
     assert args["add_tokens"].split(",")[:2] == ["<a_0>", "<a_1>"] and args["learning_rate"] == 5e-5
     assert args["num_train_epochs"] == 1.0 and args["disable_shuffling"] is True  # the file holds all 3 epochs
     summary = json.loads((run_dir / "sft" / "summary.json").read_text())
+    assert args["bf16"] is True and summary["precision"] == "bf16"  # as configured: the GPU recipe's bf16
     assert summary["launch"] == "emit" and "loss" not in summary and not (run_dir / "sft" / "model").exists()

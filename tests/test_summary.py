@@ -1,10 +1,12 @@
-"""The one-screen summary's RL and SFT-guard lines (gream_pipeline.summary)."""
+"""The one-screen summary's RL, SFT-precision and SFT-guard lines (gream_pipeline.summary)."""
 
 from __future__ import annotations
 
 import json
 
-from gream_pipeline.summary import rl_lines, training_cut_short
+from omegaconf import OmegaConf
+
+from gream_pipeline.summary import rl_lines, sft_precision_line, training_cut_short
 
 PAIRED = {"direct": {"users": 2000, "srpo-before": {"recall@10": {"diff": -0.0005, "lo": -0.0055, "hi": 0.0045}}}}
 
@@ -34,3 +36,14 @@ def test_sft_guard_line(tmp_path):
     counts["time_budget"]["stopped_by_budget"] = False
     (tmp_path / "sft" / "manifest.json").write_text(json.dumps({"counts": counts}))
     assert training_cut_short(tmp_path) == ""
+
+
+def test_sft_precision_line(tmp_path):
+    cfg = OmegaConf.create({"sft": {"bf16": "auto"}})
+    assert sft_precision_line(cfg, tmp_path) == ""
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "manifest.json").write_text(json.dumps({"counts": {"steps": 3876, "precision": "fp32"}}))
+    assert sft_precision_line(cfg, tmp_path) == ("sft: 3876 steps in fp32, chosen for this host (bf16 only where it "
+                                                 "is native) (sft.bf16=auto)")
+    assert sft_precision_line(OmegaConf.create({"sft": {"bf16": False}}), tmp_path).endswith(
+        "in fp32, as configured (sft.bf16=False)")

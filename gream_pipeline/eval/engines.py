@@ -44,6 +44,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from gream_pipeline.precision import resolve_dtype
+
 from .beam import Hyp, stepwise_trie_beam, trie_beam_search
 from .config import EngineConfig
 from .trie import TokenTrie
@@ -94,7 +96,7 @@ class HFEngine:
 
         if cfg.num_threads:
             torch.set_num_threads(int(cfg.num_threads))
-        dtype = getattr(torch, cfg.dtype)
+        dtype = getattr(torch, resolve_dtype(cfg.dtype, str(cfg.device)))
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(cfg.device).eval()
         self.tok, self.trie = tokenizer, trie
         self.tables = trie.tensors()
@@ -189,7 +191,7 @@ class VLLMEngine:
                 "engine.kind=hf / engine.kind=openai with a running server") from e
         from vllm import LLM, SamplingParams
 
-        kwargs = {"enforce_eager": True, "dtype": cfg.dtype, "max_logprobs": max(cfg.max_logprobs, 20)}
+        kwargs = {"enforce_eager": True, "dtype": resolve_dtype(cfg.dtype, "cuda"), "max_logprobs": max(cfg.max_logprobs, 20)}
         kwargs.update(cfg.vllm_kwargs)
         self.llm = LLM(model=str(model_dir), tokenizer=str(cfg.tokenizer_dir or model_dir), **kwargs)
         self.trie, self.tok, self.cfg = trie, tokenizer, cfg

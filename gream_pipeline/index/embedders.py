@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gream_pipeline.errors import GreamError
+from gream_pipeline.precision import resolve_dtype
 
 EMBEDDERS: dict[str, Callable[..., np.ndarray]] = {}
 
@@ -39,6 +40,7 @@ def _torch_dtype(name: str):
     import torch
 
     dtypes = {"bf16": torch.bfloat16, "fp32": torch.float32}
+    name = resolve_dtype(name, "cpu", bf16="bf16", fp32="fp32")
     if name not in dtypes:
         raise GreamError(f"index.dtype: {name!r} is not one of {sorted(dtypes)}")
     return dtypes[name]

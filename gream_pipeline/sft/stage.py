@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gream_pipeline.artifacts import read_json, read_jsonl
 from gream_pipeline.errors import GreamError
+from gream_pipeline.precision import resolve_bf16
 from gream_pipeline.sft.llamafactory_glue import (LlamaFactoryArgsError, emit_dataset, global_batch_size, load_tokenizer,
                                                   llamafactory_args, validate_args, write_yaml)
 from gream_pipeline.sft.model_prep import lf_token_args, prepare_model
@@ -57,11 +58,16 @@ def tokenizer_corpus(ctx: StageContext, align: list[dict], reason: list[dict]) -
     return texts + [example_text(e) for e in align + reason]
 
 
+def sft_bf16(sft: DictConfig) -> bool:
+    """``sft.bf16`` resolved for the training device (``auto``: bf16 autocast where it is native)."""
+    return resolve_bf16(sft.bf16, "cpu" if sft.use_cpu else "cuda")
+
+
 def lf_args(cfg: DictConfig, model_dir: Path, dataset_dir: Path, output_dir: Path, steps_per_epoch: int) -> dict:
     sft = cfg.sft
     return llamafactory_args(
         model_dir, dataset_dir, output_dir, per_device_batch=int(sft.per_device_batch), grad_accum=int(sft.grad_accum),
-        lr=float(sft.lr), cutoff_len=int(sft.cutoff_len), bf16=bool(sft.bf16), use_cpu=bool(sft.use_cpu),
+        lr=float(sft.lr), cutoff_len=int(sft.cutoff_len), bf16=sft_bf16(sft), use_cpu=bool(sft.use_cpu),
         finetuning_type=str(sft.finetuning_type), logging_steps=int(sft.logging_steps),
         save_steps=steps_per_epoch if sft.checkpoint_every_epoch else None, seed=int(cfg.seed),
         lr_scheduler_type=str(sft.lr_scheduler_type), warmup_ratio=float(sft.warmup_ratio),
@@ -175,6 +181,7 @@ def run_sft(ctx: StageContext) -> dict:
                           for t in sorted({e["task"] for e in align})},
               "reason_examples": len(reason), "cutoff": emitted.get("cutoff"), "steps": emitted["num_steps"],
               "steps_per_epoch": emitted["steps_per_epoch"], "global_batch": batch, "launch": str(sft.launch),
+              "precision": "bf16" if sft_bf16(sft) else "fp32",
               "model": model_info}
     if sft.launch == "run":
         run_yaml = write_yaml(run_args, ctx.output(".sft.run.yaml"))
