@@ -44,6 +44,7 @@ def test_evaluate_writes_metrics_predictions_report_plots(setup, tmp_path):
         assert [h["score"] for h in r["direct"]] == sorted((h["score"] for h in r["direct"]), reverse=True)
         assert r["target_id"] == "".join(index[str(e["target"])])
         assert r["reason"]["n"] == 10 and len(r["reason"]["texts"]) == 10
+        assert sum(r["reason"]["closed_naturally"]) == r["reason"]["natural_close"]
     hits = sum(r["target_id"] in [h["id"] for h in r["direct"]] for r in recs)
     assert m["direct"]["recall@10"] == pytest.approx(hits / len(recs))
     report = (tmp_path / "report.md").read_text()

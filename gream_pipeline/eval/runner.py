@@ -244,6 +244,7 @@ def _user_records(examples, catalog: IDCatalog, results, batches, cfg: EvalConfi
                     rec["reason"]["answer_logprobs"] = [round(v, 6) for v in logprobs]
                 if cfg.save_texts:
                     rec["reason"]["texts"] = [x["text"] for x in samples]
+                    rec["reason"]["closed_naturally"] = [bool(x["natural_close"]) for x in samples]
             recs.append(rec)
     return recs
 
