@@ -23,7 +23,8 @@ NAMES = ["before <think>", "<think>", "step 1", "step 2", "step 3", "after </thi
 
 
 def thinking_of(text: str) -> str:
-    """The model's own thinking text of a forced sample: everything before the forced ``<answer>`` suffix."""
+    """The model's own thinking text of a forced sample: everything before the forced ``<answer>`` suffix (a forced
+    sample holds no ``<answer>`` of its own: thinking stops at the first one)."""
     head = text[: text.rfind(ANSWER_OPEN)]
     for suffix in ("\n" + THINK_CLOSE + "\n\n", " "):
         if head.endswith(suffix) and close_suffix(head[: len(head) - len(suffix)]) == suffix + ANSWER_OPEN:
@@ -65,8 +66,9 @@ def main() -> None:
     total, forced, where, how, loops, shown = 0, 0, Counter(), Counter(), 0, []
     for rec in recs:
         reason = rec["reason"]
-        flags = reason.get("closed_naturally") or [ANSWER_OPEN in t[: t.find("</answer>")] for t in reason["texts"]]
-        for text, natural in zip(reason["texts"], flags):
+        if "closed_naturally" not in reason:
+            raise SystemExit("predictions.jsonl has no per-sample closed_naturally flags: re-run the eval stage")
+        for text, natural in zip(reason["texts"], reason["closed_naturally"]):
             total += 1
             if natural:
                 continue
