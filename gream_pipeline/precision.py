@@ -3,7 +3,7 @@
 bf16 autocast is ~2x faster than fp32 on CPUs with bf16 matrix instructions (Intel AMX, AVX512-BF16), and tens of
 times *slower* on CPUs without them, where every bf16 matmul falls back to a conversion path (bench/results.md:
 precision). ``auto`` therefore resolves per host: ``sft.bf16``, ``eval.engine.dtype``, ``rl.validate.engine.dtype``
-and ``index.dtype`` accept it. The resolved value is what the stage reports, so two hosts that resolve differently
+and ``index.dtype`` accept it (the vLLM engine passes ``auto`` to vLLM, whose own ``auto`` picks the dtype). The resolved value is what the stage reports, so two hosts that resolve differently
 are told apart in the summaries (their numbers differ by bf16 rounding, not by load).
 """
 
@@ -29,11 +29,12 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
 
 
 def native_bf16(device: str = "cpu") -> bool:
-    """Whether ``device`` (``cpu``, ``cuda``, ``cuda:N``) computes bf16 matmuls natively."""
+    """Whether ``device`` (``cpu``, ``cuda``, ``cuda:N``) computes bf16 matmuls natively. A CUDA device that this
+    host cannot see (a GPU job's config emitted on a CPU host) counts as native: every GPU since Ampere is."""
     if device.startswith("cuda"):
         import torch
 
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        return bool(not torch.cuda.is_available() or torch.cuda.is_bf16_supported())
     return platform.machine().lower() in ("x86_64", "amd64") and bool(BF16_CPU_FLAGS & cpu_flags())
 
 

@@ -44,10 +44,11 @@ def test_non_x86_and_unreadable_cpuinfo_resolve_to_fp32(monkeypatch, tmp_path):
     assert FLAGS_OF(str(tmp_path / "missing")) == frozenset()
 
 
-def test_cuda_without_a_gpu_is_not_native():
+def test_a_cuda_device_this_host_cannot_see_counts_as_native():
     import torch
 
-    assert precision.native_bf16("cuda:0") is bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    expected = not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
+    assert precision.native_bf16("cuda:0") is expected and precision.resolve_bf16("auto", "cuda") is expected
 
 
 def test_this_host_resolves_by_its_own_flags():

@@ -191,7 +191,8 @@ class VLLMEngine:
                 "engine.kind=hf / engine.kind=openai with a running server") from e
         from vllm import LLM, SamplingParams
 
-        kwargs = {"enforce_eager": True, "dtype": resolve_dtype(cfg.dtype, "cuda"), "max_logprobs": max(cfg.max_logprobs, 20)}
+        # vLLM's own "auto" (the checkpoint's dtype; vLLM picks its CPU dtype itself) is what `auto` means here
+        kwargs = {"enforce_eager": True, "dtype": cfg.dtype, "max_logprobs": max(cfg.max_logprobs, 20)}
         kwargs.update(cfg.vllm_kwargs)
         self.llm = LLM(model=str(model_dir), tokenizer=str(cfg.tokenizer_dir or model_dir), **kwargs)
         self.trie, self.tok, self.cfg = trie, tokenizer, cfg
