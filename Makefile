@@ -76,6 +76,11 @@ bench-reason-data: install
 bench-sampling: install
 	OMP_NUM_THREADS=1 $(PY) bench/sampling_speed.py $(RUN) --out runs/bench/sampling_speed.json $(BENCH_ARGS)
 
+# Where a run's forced reasoning samples stopped: section, end of turn vs budget, repetition (RUN=runs/<run>)
+.PHONY: bench-reason-failures
+bench-reason-failures: install
+	$(PY) bench/reason_failures.py $(RUN) $(BENCH_ARGS)
+
 # SFT step cost of the tiny model: size × batch × bf16/fp32 × threads, side by side (runs/bench/sft_throughput.json)
 bench-sft: install
 	$(PY) bench/sft_throughput.py $(BENCH_ARGS)
