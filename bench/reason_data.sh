@@ -6,8 +6,9 @@
 #   bash bench/reason_data.sh                                  # demo scale, Scientific
 #   EXPERIMENT=bench_cpu DATASET=instruments bash bench/reason_data.sh
 #   STYLES=compact DATASET=instruments bash bench/reason_data.sh   # one lane (no paired comparison)
-# Writes runs/rd-<experiment>-<dataset>-{full,compact}/ and runs/bench/rd-<experiment>-<dataset>.json; a lane whose
-# stages are up to date is not re-run (stage manifests).
+#   TAG=r2048 MAX_REASON=2048 bash bench/reason_data.sh             # TAG keeps another setting's runs apart
+# Writes runs/rd-<experiment>-<dataset>[-<tag>]-{full,compact}/ and runs/bench/rd-<experiment>-<dataset>[-<tag>].json;
+# a lane whose stages are up to date is not re-run (stage manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXPERIMENT=${EXPERIMENT:-demo_cpu}
