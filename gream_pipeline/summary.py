@@ -122,8 +122,8 @@ def sft_precision_line(cfg: DictConfig, run_dir: Path) -> str:
     counts = (read_manifest(run_dir / "sft") or {}).get("counts", {})
     if "precision" not in counts:
         return ""
-    how = "chosen for this host (bf16 only where it is native)" if str(cfg.sft.bf16) == "auto" else "as configured"
-    return f"sft: {counts.get('steps')} steps in {counts['precision']}, {how} (sft.bf16={cfg.sft.bf16})"
+    how = ": bf16 only where this host computes it natively" if str(cfg.sft.bf16) == "auto" else ", as configured"
+    return f"sft: {counts.get('steps')} steps in {counts['precision']} (sft.bf16={cfg.sft.bf16}{how})"
 
 
 def training_cut_short(run_dir: Path) -> str:

@@ -43,7 +43,7 @@ def test_sft_precision_line(tmp_path):
     assert sft_precision_line(cfg, tmp_path) == ""
     (tmp_path / "sft").mkdir()
     (tmp_path / "sft" / "manifest.json").write_text(json.dumps({"counts": {"steps": 3876, "precision": "fp32"}}))
-    assert sft_precision_line(cfg, tmp_path) == ("sft: 3876 steps in fp32, chosen for this host (bf16 only where it "
-                                                 "is native) (sft.bf16=auto)")
-    assert sft_precision_line(OmegaConf.create({"sft": {"bf16": False}}), tmp_path).endswith(
-        "in fp32, as configured (sft.bf16=False)")
+    assert sft_precision_line(cfg, tmp_path) == ("sft: 3876 steps in fp32 (sft.bf16=auto: bf16 only where this host "
+                                                 "computes it natively)")
+    assert sft_precision_line(OmegaConf.create({"sft": {"bf16": False}}), tmp_path) == (
+        "sft: 3876 steps in fp32 (sft.bf16=False, as configured)")
