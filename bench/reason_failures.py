@@ -3,8 +3,9 @@
 
     python bench/reason_failures.py runs/demo_cpu-scientific [--split test] [--examples 3]
 
-Reads ``eval/<split>/reason/predictions.jsonl`` (needs ``eval.save_texts=true``, the default) and the checkpoint's
-tokenizer (``sft/model``, or ``rl/model`` when it exists) to count thinking tokens against ``eval.think_budget``.
+Reads ``eval/<split>/reason/predictions.jsonl`` (needs ``eval.save_texts=true``, the default), and counts thinking
+tokens with the evaluated checkpoint's tokenizer (``eval/metrics.json``) against the eval stage's
+``eval.think_budget`` (``eval/manifest.json``).
 """
 
 from __future__ import annotations
@@ -55,14 +56,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--split", default="test")
-    ap.add_argument("--budget", type=int, default=384)
     ap.add_argument("--examples", type=int, default=3)
     args = ap.parse_args()
     from transformers import AutoTokenizer
 
-    model = args.run / ("rl" if (args.run / "rl" / "model").is_dir() else "sft") / "model"
-    tok = AutoTokenizer.from_pretrained(str(model))
-    recs = [json.loads(x) for x in (args.run / "eval" / args.split / "reason" / "predictions.jsonl").open()]
+    eval_dir = args.run / "eval"
+    budget = int(json.loads((eval_dir / "manifest.json").read_text())["config"]["eval"]["think_budget"])
+    tok = AutoTokenizer.from_pretrained(json.loads((eval_dir / "metrics.json").read_text())["checkpoint"])
+    recs = [json.loads(x) for x in (eval_dir / args.split / "reason" / "predictions.jsonl").open()]
     total, forced, where, how, loops, shown = 0, 0, Counter(), Counter(), 0, []
     for rec in recs:
         reason = rec["reason"]
@@ -76,7 +77,7 @@ def main() -> None:
             think = thinking_of(text)
             n_tokens = len(tok(think, add_special_tokens=False)["input_ids"])
             where[section(think)] += 1
-            how["budget" if n_tokens >= args.budget - 1 else "end of turn"] += 1
+            how["budget" if n_tokens >= budget - 1 else "end of turn"] += 1
             loops += repeating(think)
             if len(shown) < args.examples:
                 shown.append(think[-300:])

@@ -3,8 +3,9 @@
 bf16 autocast is ~2x faster than fp32 on CPUs with bf16 matrix instructions (Intel AMX, AVX512-BF16), and tens of
 times *slower* on CPUs without them, where every bf16 matmul falls back to a conversion path (bench/results.md:
 precision). ``auto`` therefore resolves per host: ``sft.bf16``, ``eval.engine.dtype``, ``rl.validate.engine.dtype``
-and ``index.dtype`` accept it (the vLLM engine passes ``auto`` to vLLM, whose own ``auto`` picks the dtype). The resolved value is what the stage reports, so two hosts that resolve differently
-are told apart in the summaries (their numbers differ by bf16 rounding, not by load).
+and ``index.dtype`` accept it (the vLLM engine passes ``auto`` to vLLM, whose own ``auto`` picks the dtype). SFT
+records the precision it resolved to (``sft/summary.json``, the run summary), so two hosts that resolve differently
+are told apart: their numbers differ by precision, not by load.
 """
 
 from __future__ import annotations

@@ -50,8 +50,3 @@ def test_a_cuda_device_this_host_cannot_see_counts_as_native():
     expected = not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
     assert precision.native_bf16("cuda:0") is expected and precision.resolve_bf16("auto", "cuda") is expected
 
-
-def test_this_host_resolves_by_its_own_flags():
-    flags = precision.cpu_flags()
-    expected = platform.machine().lower() in ("x86_64", "amd64") and bool({"amx_bf16", "avx512_bf16"} & flags)
-    assert precision.native_bf16() is expected
