@@ -308,7 +308,7 @@ def _decoding(prefix: str) -> dict[str, Rule]:
     rules: dict[str, Rule] = {
         "modes": List(choices=MODES), "ks": List(POS), "num_beams": POS, "top_k": POS, "n_samples": POS,
         "temperature": TEMPERATURE, "top_p": TOP_P, "max_new_tokens": POS, "batch_size": POS,
-        "constrain_answer": Bool(), "think_budget": POS,
+        "constrain_answer": Bool(), "think_budget": POS, "ban_early_end": Bool(),
         "stop": List(Str(), empty=True),
         "seed": Int(0), "max_users": CAP, "direct_prompt_fn": PROMPT_FN, "reason_prompt_fn": PROMPT_FN,
         "direct_system_prompt": Str(nullable=True), "reason_system_prompt": Str(nullable=True),
@@ -391,7 +391,8 @@ RULES: dict[str, Rule] = {
     "rl.compare_grpo": Bool(), "rl.validate.users": COUNT, "rl.validate.reason_users": COUNT,
     **_decoding("rl.validate"),
     "rl.trl.srpo_k": POS, "rl.trl.reward_beta": Float(0, lo_open=True), "rl.trl.exact_tol": Float(0, 1, hi_open=True),
-    "rl.trl.adv_eps": Float(0, lo_open=True), "rl.trl.torch_num_threads": CAP, "rl.trl.max_steps": Int(1, also=(-1,)),
+    "rl.trl.adv_eps": Float(0, lo_open=True), "rl.trl.torch_num_threads": CAP,
+    "rl.trl.stop_after_empty_batches": CAP, "rl.trl.max_steps": Int(1, also=(-1,)),
     "rl.trl.learning_rate": Float(0, lo_open=True), "rl.trl.num_generations": Int(2),
     "rl.trl.per_device_train_batch_size": POS, "rl.trl.temperature": Float(0, lo_open=True), "rl.trl.top_p": TOP_P,
     "rl.trl.beta": Float(0), "rl.trl.weight_decay": Float(0),

@@ -105,6 +105,10 @@ def rl_lines(summary: dict) -> tuple[str, str]:
         return "", ""
     line = (f"RL ({run.get('advantage', 'srpo').upper()}, {summary.get('mode')} prompts): {run['steps']} steps, "
             f"{run['kept_groups']} of {run['groups']} groups kept, exact-hit rate {run['exact_rate']:.3f}")
+    if run.get("stopped_early"):
+        stop = run["stopped_early"]
+        line += (f" (stopped at step {stop['at_step']} of {run.get('max_steps', '?')}: {stop['empty_batches']} "
+                 "generation batches in a row kept no group)")
     for mode, block in (summary.get("paired") or {}).items():
         diff = block.get("srpo-before", {}).get("recall@10" if mode == "direct" else "pass@10")
         if diff:

@@ -8,12 +8,13 @@ import random
 import pytest
 
 from gream_pipeline.eval import evaluate
-from gream_pipeline.eval.engines import HFEngine, OpenAIEngine
+from gream_pipeline.eval.engines import HFEngine, OpenAIEngine, VLLMEngine
 from gream_pipeline.eval.prompts import default_reason_prompt, render
 from gream_pipeline.eval.reasoning import (
     choose_token,
     close_suffix,
     constrained_answers,
+    early_end_bias,
     rank_answers,
     reason_decode,
     thinking_text,
@@ -158,8 +159,8 @@ class ScriptedEngine:
     def __init__(self, hf, texts):
         self.hf, self.texts, self.calls = hf, texts, []
 
-    def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=()):
-        self.calls.append((max_new_tokens, tuple(stop)))
+    def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=(), logit_bias=None):
+        self.calls.append((max_new_tokens, tuple(stop), logit_bias))
         return [self.texts[:n] for _ in prompts]
 
     def allowed_logprobs(self, reqs):
@@ -170,8 +171,9 @@ def test_reason_decode_closes_forces_and_counts(world):
     eos = world["tok"].eos_token
     texts = ["<think>a</think> so: <answer>", "<think>never closes", "<think>a</think>\n\nLet's rewrite: x" + eos]
     eng = ScriptedEngine(world["hf"], texts)
-    out = reason_decode(eng, world["tok"], world["trie"], world["prompts"][:2], 3, 0.7, 0.9, 64, seed=3)
-    assert eng.calls == [(64, ("<answer>",))]
+    out = reason_decode(eng, world["tok"], world["trie"], world["prompts"][:2], 3, 0.7, 0.9, 64, seed=3,
+                        ban_early_end=False)
+    assert eng.calls == [(64, ("<answer>",), None)]
     valid = set(world["cat"].ids)
     for user in out:
         assert [s.natural_close for s in user] == [True, False, False]
@@ -185,9 +187,46 @@ def test_reason_decode_closes_forces_and_counts(world):
             assert s.generated_tokens == len(world["tok"](s.text, add_special_tokens=False)["input_ids"])
 
 
+def test_early_end_ban_is_the_end_tokens_and_the_answer_close(world):
+    tok = world["tok"]
+    eng = ScriptedEngine(world["hf"], ["<think>a</think> so: <answer>"])
+    reason_decode(eng, tok, world["trie"], world["prompts"][:1], 1, 0.7, 0.9, 16, seed=0, ban_early_end=True)
+    close = tok.convert_tokens_to_ids("</answer>")
+    want = {t: -100.0 for t in {tok.eos_token_id, tok.pad_token_id, close}}
+    assert eng.calls == [(16, ("<answer>",), want)] and len(want) == 3
+    assert early_end_bias(tok) == want
+
+
+def test_logit_bias_bans_the_same_tokens_on_every_engine(world, monkeypatch):
+    """Near-greedy sampling with every token of the unbiased outputs banned: no engine emits one, and the servers
+    and in-process vLLM return the HF engine's texts (the bias acts before temperature and top-p everywhere)."""
+    import sys
+
+    from tests.fixtures.engine_servers import fake_vllm_module
+
+    tok, prompts = world["tok"], world["prompts"]
+    free = world["hf"].sample(prompts, 1, 1e-6, 1.0, 6, 0)
+    banned = {t for user in free for t in tok(user[0], add_special_tokens=False)["input_ids"]}
+    bias = {t: -100.0 for t in banned}
+    ref = world["hf"].sample(prompts, 2, 1e-6, 1.0, 6, 0, logit_bias=bias)
+    assert ref != free and all(t not in banned for user in ref for text in user
+                               for t in tok(text, add_special_tokens=False)["input_ids"])
+    for flavor in ("vllm", "sglang"):
+        eng = _server_engine(world, flavor)
+        assert eng.sample(prompts, 2, 1e-6, 1.0, 6, 0, logit_bias=bias) == ref, flavor
+        assert world["servers"][flavor].requests[-1]["logit_bias"] == {str(t): -100.0 for t in sorted(banned)}
+        eng.close()
+    mod = fake_vllm_module()
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", mod.inputs)
+    vllm = VLLMEngine(world["dir"], world["trie"], tok, engine_config(kind="vllm", dtype="float32"))
+    assert vllm.sample(prompts, 2, 1e-6, 1.0, 6, 0, logit_bias=bias) == ref
+
+
 def test_greedy_reasoning_on_hf(world):
     """T=0: both phases greedy; the n samples of a user are identical."""
-    out = reason_decode(world["hf"], world["tok"], world["trie"], world["prompts"], 3, 0.0, 1.0, 4, seed=0)
+    out = reason_decode(world["hf"], world["tok"], world["trie"], world["prompts"], 3, 0.0, 1.0, 4, seed=0,
+                        ban_early_end=True)
     for user in out:
         assert len({(s.text, s.answer_index) for s in user}) == 1
 
@@ -195,11 +234,13 @@ def test_greedy_reasoning_on_hf(world):
 def test_reason_decode_through_servers_matches_hf(world):
     """Near-greedy thinking (T=1e-6) within a 2-token budget: every sample is forced, both phases pick the argmax,
     so the servers' texts, answers and answer log-probs equal the HF engine's."""
-    hf_out = reason_decode(world["hf"], world["tok"], world["trie"], world["prompts"], 2, 1e-6, 1.0, 2, seed=0)
+    hf_out = reason_decode(world["hf"], world["tok"], world["trie"], world["prompts"], 2, 1e-6, 1.0, 2, seed=0,
+                           ban_early_end=True)
     assert all(not s.natural_close and s.answer_index is not None for user in hf_out for s in user)
     for flavor in ("vllm", "sglang"):
         eng = _server_engine(world, flavor)
-        out = reason_decode(eng, world["tok"], world["trie"], world["prompts"], 2, 1e-6, 1.0, 2, seed=0)
+        out = reason_decode(eng, world["tok"], world["trie"], world["prompts"], 2, 1e-6, 1.0, 2, seed=0,
+                            ban_early_end=True)
         for a, b in zip(out, hf_out):
             assert [(s.text, s.answer_index, s.natural_close) for s in a] == \
                 [(s.text, s.answer_index, s.natural_close) for s in b], flavor

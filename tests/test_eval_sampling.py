@@ -96,3 +96,17 @@ def test_end_ids_are_dropped_and_stop_strings_kept(tiny):
     for s in stopped:  # each sample ends at the token that completes the stop string, or runs to the budget
         assert stop not in tok.decode(s[:-1])
         assert stop in tok.decode(s) or len(s) == 10
+
+
+def test_logit_bias_is_added_before_the_draw(tiny):
+    """−100 on the greedy first token makes the runner-up the first token; +100 on any token forces it."""
+    tok, model, prompts = tiny
+    ids, mask = left_pad(prompts[:1], tok.pad_token_id)
+    with torch.no_grad():
+        first = model(input_ids=ids, attention_mask=mask).logits[0, -1].float()
+    best, second = first.topk(2).indices.tolist()
+    out = sample(model, prompts[:1], 1, 0.0, 1.0, 1, 0, set(), None, tok.pad_token_id, {best: -100.0})
+    assert out == [[second]]
+    forced = int(first.argmin())
+    out = sample(model, prompts[:1], 4, 1.0, 0.9, 3, 0, set(), None, tok.pad_token_id, {forced: 100.0})
+    assert all(s == [forced] * 3 for s in out)

@@ -317,6 +317,24 @@ def test_token_mean_losses_exclude_dropped(tiny, tmp_path, loss_type):
         assert int(inputs["num_items_in_batch"]) == int(n_tok.sum())
 
 
+def flat_reward(completions, **_):
+    """The same reward for every rollout: every group has zero variance and is dropped."""
+    return [0.5] * len(completions)
+
+
+def test_training_stops_after_batches_without_a_kept_group(tiny, tmp_path):
+    """stop_after_empty_batches=2: two generation batches that keep no group end training at step 2 of 6; with
+    a kept group in every batch all steps run."""
+    summary, _ = _run(tiny, tmp_path / "flat", reward_funcs=[flat_reward], max_steps=6, stop_after_empty_batches=2)
+    assert summary["steps"] == 2 and summary["max_steps"] == 6 and summary["kept_groups"] == 0
+    assert summary["stopped_early"] == {"at_step": 2, "empty_batches": 2}
+    assert len(_log_rows(tmp_path / "flat")) == 2
+    summary, _ = _run(tiny, tmp_path / "mixed", reward_funcs=[scripted_reward], max_steps=3, stop_after_empty_batches=1)
+    assert summary["steps"] == 3 and summary["stopped_early"] is None and summary["kept_groups"] == 3
+    with pytest.raises(ValueError, match="stop_after_empty_batches"):
+        make_config(srpo_values(stop_after_empty_batches=0), tmp_path)
+
+
 def test_train_srpo_end_to_end(tiny, tmp_path):
     """(c) real reward on generated text, a few steps, weights change, artefacts written."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -26,6 +26,10 @@ def test_rl_warning_when_every_group_was_dropped():
     assert line.startswith("RL (SRPO, direct prompts): 20 steps, 0 of 80 groups kept")
     assert "policy was not updated" in warning
     assert rl_lines({"backend": "verl", "metrics": {}}) == ("", "")
+    summary["srpo"].update(steps=10, groups=40, max_steps=100, stopped_early={"at_step": 10, "empty_batches": 10})
+    line, _ = rl_lines(summary)
+    assert line == ("RL (SRPO, direct prompts): 10 steps, 0 of 40 groups kept, exact-hit rate 0.000 (stopped at step "
+                    "10 of 100: 10 generation batches in a row kept no group)")
 
 
 def test_sft_guard_line(tmp_path):

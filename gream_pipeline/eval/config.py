@@ -82,6 +82,7 @@ class EvalConfig:
     stop: list[str]                     # unconstrained variant: stop strings
     constrain_answer: bool              # think within think_budget, then a trie-constrained answer (reasoning.py)
     think_budget: int                   # constrained variant: thinking tokens before an answer is forced
+    ban_early_end: bool                 # constrained variant: thinking cannot end the turn before <answer>
     seed: int
     # prompts: `prompt_fn(history_id_strings) -> str | list[chat messages]`, as a callable or "module:function"
     # (typed Any so the dataclass stays an OmegaConf structured config); None: the default prompt of the mode

@@ -2,7 +2,8 @@
 
 Every engine takes token-id prompts (rendered once by the caller with the checkpoint's tokenizer) and offers:
   beam(prompts, num_beams, top_k) -> per prompt [(catalog ID index, log-prob)], best first (trie-constrained)
-  sample(prompts, n, temperature, top_p, max_new_tokens, seed, stop) -> per prompt n completion texts
+  sample(prompts, n, temperature, top_p, max_new_tokens, seed, stop, logit_bias) -> per prompt n completion texts
+    (``logit_bias`` {token id: bias}: the OpenAI API's, added to the logits before sampling; −100 bans a token)
   allowed_logprobs([(token_ids, allowed)]) -> per request {token: exact full-vocabulary log-prob} for every allowed
     token (reasoning mode's constrained answers, eval/reasoning.py)
 
@@ -57,7 +58,8 @@ class Engine(Protocol):
     def beam(self, prompts: Sequence[Sequence[int]], num_beams: int, top_k: int) -> list[list[Hyp]]: ...
 
     def sample(self, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float,
-               max_new_tokens: int, seed: int, stop: Sequence[str] = ()) -> list[list[str]]: ...
+               max_new_tokens: int, seed: int, stop: Sequence[str] = (),
+               logit_bias: dict[int, float] | None = None) -> list[list[str]]: ...
 
     def allowed_logprobs(self, reqs: list[tuple[list[int], list[int]]]) -> list[dict[int, float]]: ...
 
@@ -110,7 +112,7 @@ class HFEngine:
         return trie_beam_search(self.model, prompts, self.trie, num_beams=num_beams, top_k=top_k,
                                 pad_id=self.pad_id, tables=self.tables)
 
-    def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=()):
+    def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=(), logit_bias=None):
         from .sampling import StopText, sample
 
         stop = tuple(stop)
@@ -118,7 +120,7 @@ class HFEngine:
             self._stop_text[stop] = StopText(self.tok, stop) if stop else None
         greedy = temperature <= 0  # n identical greedy samples: decoded once
         gen = sample(self.model, prompts, 1 if greedy else n, temperature, top_p, max_new_tokens, seed,
-                     self.stop_ids, self._stop_text[stop], self.pad_id)
+                     self.stop_ids, self._stop_text[stop], self.pad_id, logit_bias)
         texts = [_trim_stop(self.tok.decode(g, skip_special_tokens=False), stop) for g in gen]
         if greedy:
             return [[t] * n for t in texts]
@@ -252,11 +254,12 @@ class VLLMEngine:
     def allowed_logprobs(self, reqs):
         return self._next_logprobs(reqs, max((len(a) for _, a in reqs), default=1))  # every child, exactly
 
-    def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=()):
+    def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=(), logit_bias=None):
         from vllm import SamplingParams
 
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed,
-                                stop=list(stop) or None, include_stop_str_in_output=True, skip_special_tokens=False)
+                                stop=list(stop) or None, include_stop_str_in_output=True, skip_special_tokens=False,
+                                logit_bias=dict(logit_bias) if logit_bias else None)
         outs = self._generate([list(p) for p in prompts], [params] * len(prompts))
         return [[c.text for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]
 
@@ -527,14 +530,16 @@ class OpenAIEngine:
 
     # -- sampling
     def _sample_one(self, args) -> list[str]:
-        ids, n, temperature, top_p, max_new_tokens, seed, stop = args
+        ids, n, temperature, top_p, max_new_tokens, seed, stop, bias = args
         resp = self.client.completions.create(
             model=self.model, prompt=list(ids), n=n, temperature=temperature, top_p=top_p,
-            max_tokens=max_new_tokens, seed=seed, stop=list(stop) or None, extra_body=self.adapter.sampling())
+            max_tokens=max_new_tokens, seed=seed, stop=list(stop) or None, extra_body=self.adapter.sampling(),
+            **({"logit_bias": {str(t): float(b) for t, b in bias}} if bias else {}))
         return [c.text for c in sorted(resp.choices, key=lambda c: c.index)]
 
-    def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=()):
-        jobs = [(p, n, temperature, top_p, max_new_tokens, seed + i, tuple(stop)) for i, p in enumerate(prompts)]
+    def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=(), logit_bias=None):
+        bias = tuple(sorted((logit_bias or {}).items()))
+        jobs = [(p, n, temperature, top_p, max_new_tokens, seed + i, tuple(stop), bias) for i, p in enumerate(prompts)]
         return list(self.pool.map(self._sample_one, jobs))
 
     def close(self):

@@ -10,7 +10,12 @@ A sample is decoded in two phases:
    ``<answer>``. A sample that writes ``<answer>`` within the budget *closes naturally* (``natural_close_rate``).
    One that reaches the budget, or ends (EOS) without ``<answer>``, is closed by :func:`close_suffix`
    (``\\n</think>\\n\\n<answer>`` when ``</think>`` is still open, else `` <answer>``, as the training rows write
-   them): forcing is a safety net, reported separately.
+   them): forcing is a safety net, reported separately. With ``ban_early_end`` (the default) the thinking phase
+   cannot end the turn before it has opened the answer: the end-of-sequence / padding tokens and ``</answer>`` get
+   the logit bias −100 (:func:`early_end_bias`, the OpenAI API's ban, which vLLM and SGLang apply as HF does), so a
+   sample ends only by writing ``<answer>`` itself or at the budget. This is the format's grammar (the answer comes
+   before the end), not a choice of answer: the model still has to write ``<answer>`` on its own to count as a
+   natural close.
 2. **Answer**: token by token inside the ID trie (the same trie as direct mode), each token chosen by
    :func:`choose_token` from the exact log-probs of the trie's allowed children — greedy at temperature 0, else
    sampled from the allowed tokens' distribution (renormalised, then top-p), with one seeded generator per batch, so
@@ -131,10 +136,13 @@ def constrained_answers(prefixes: Sequence[Sequence[int]], trie: TokenTrie, allo
 
 
 def reason_decode(engine, tokenizer, trie: TokenTrie, prompts: Sequence[Sequence[int]], n: int, temperature: float,
-                  top_p: float, think_budget: int, seed: int) -> list[list[ReasonSample]]:
-    """``n`` reasoning samples per prompt: free thinking within ``think_budget`` tokens, then a constrained answer
-    (module docstring)."""
-    thoughts = engine.sample(prompts, n, temperature, top_p, think_budget, seed, stop=(ANSWER_OPEN,))
+                  top_p: float, think_budget: int, seed: int, *, ban_early_end: bool
+                  ) -> list[list[ReasonSample]]:
+    """``n`` reasoning samples per prompt: free thinking within ``think_budget`` tokens (that cannot end the turn
+    before ``<answer>`` with ``ban_early_end``), then a constrained answer (module docstring)."""
+    bias = early_end_bias(tokenizer) if ban_early_end else None
+    thoughts = engine.sample(prompts, n, temperature, top_p, think_budget, seed, stop=(ANSWER_OPEN,),
+                             logit_bias=bias)
     ends = end_tokens(tokenizer)
     flat: list[tuple[int, str, bool]] = []
     for u, texts in enumerate(thoughts):
@@ -152,6 +160,19 @@ def reason_decode(engine, tokenizer, trie: TokenTrie, prompts: Sequence[Sequence
         out[u].append(ReasonSample(text=full, natural_close=natural, answer_index=leaf, answer_logprob=lp,
                                    generated_tokens=count_tokens(tokenizer, full)))
     return out
+
+
+BAN = -100.0  # the OpenAI API's most negative logit bias: the token is (practically) never drawn
+
+
+def early_end_bias(tokenizer) -> dict[int, float]:
+    """Logit bias of the thinking phase with ``ban_early_end``: the end-of-sequence and padding tokens and
+    ``</answer>`` (an answer cannot close before it opened) are banned."""
+    ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+    close = tokenizer.convert_tokens_to_ids(ANSWER_CLOSE)
+    if isinstance(close, int) and close != tokenizer.unk_token_id:
+        ids.add(close)
+    return {i: BAN for i in sorted(ids)}
 
 
 def end_tokens(tokenizer) -> list[str]:

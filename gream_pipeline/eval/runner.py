@@ -69,7 +69,8 @@ class BatchRunner:
             seed = cfg.seed + batch_idx
             if cfg.constrain_answer:
                 samples = reason_decode(self.engine, self.tok, self.trie, prompts["reason"], cfg.n_samples,
-                                        cfg.temperature, cfg.top_p, cfg.think_budget, seed)
+                                        cfg.temperature, cfg.top_p, cfg.think_budget, seed,
+                                        ban_early_end=cfg.ban_early_end)
             else:
                 samples = unconstrained_decode(self.engine, self.tok, prompts["reason"], cfg.n_samples,
                                                cfg.temperature, cfg.top_p, cfg.max_new_tokens, seed, cfg.stop)
@@ -306,6 +307,7 @@ def evaluate(model_dir: Path, index: dict[str, list[str]], examples: list[dict],
         "n_items": len(catalog.item_to_id), "modes": list(cfg.modes), "engine": cfg.engine.kind,
         "num_beams": cfg.num_beams, "n_samples": cfg.n_samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
         "constrain_answer": cfg.constrain_answer, "think_budget": cfg.think_budget,
+        "ban_early_end": cfg.ban_early_end,
         "seconds_per_user": round(elapsed / len(examples), 4) if examples else None,
         "ray_workers": info["ray_workers"], "answer_parser": parser_origin,
         "elapsed_s": round(elapsed, 3), "users_per_s": round(len(examples) / elapsed, 4) if elapsed > 0 else None,

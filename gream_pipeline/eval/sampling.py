@@ -6,7 +6,8 @@ divides the logits by ``T``, keeps the smallest set of most likely tokens whose 
 kept while the probability of the tokens ranked above it is < ``p``; the most likely token always) and draws from
 that set renormalised; ``T <= 0`` is greedy (argmax). A sample ends at an end-of-sequence id (not part of its tokens)
 or once its text contains a stop string (kept, as servers keep it with ``include_stop_str_in_output``), or after
-``max_new_tokens``.
+``max_new_tokens``. ``logit_bias`` ({token id: bias}) is added to the logits before temperature and top-p, as the
+OpenAI API's ``logit_bias`` (and vLLM's / SGLang's) is: −100 bans a token.
 
 Why not ``generate``: on CPU its top-p warper sorts the whole vocabulary of every row at every step and its draw runs
 over the whole vocabulary; that dominated the thinking phase. :func:`nucleus` finds the same set from a top-k
@@ -72,9 +73,13 @@ class StopText:
 
 @torch.no_grad()
 def sample(model, prompts: Sequence[Sequence[int]], n: int, temperature: float, top_p: float, max_new_tokens: int,
-           seed: int, end_ids: set[int], stop_text: StopText | None, pad_id: int) -> list[list[int]]:
+           seed: int, end_ids: set[int], stop_text: StopText | None, pad_id: int,
+           logit_bias: dict[int, float] | None = None) -> list[list[int]]:
     """``n`` samples per prompt, as generated token ids (row ``i * n + j`` is sample ``j`` of prompt ``i``)."""
     device = next(model.parameters()).device
+    if logit_bias:
+        bias_ids = torch.tensor(sorted(logit_bias))
+        bias = torch.tensor([float(logit_bias[t]) for t in sorted(logit_bias)])
     ids, mask = left_pad(prompts, pad_id)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
@@ -89,6 +94,8 @@ def sample(model, prompts: Sequence[Sequence[int]], n: int, temperature: float, 
     tokens: list[list[int]] = [[] for _ in range(len(rows))]
     active = list(range(len(rows)))
     for step in range(max_new_tokens):
+        if logit_bias:
+            logits[:, bias_ids] += bias
         nxt = draw(logits, temperature, top_p, generator)
         keep = []
         for a, (row, t) in enumerate(zip(active, nxt.tolist())):

@@ -144,6 +144,11 @@ class SRPOConfig(GRPOConfig):
         metadata={"help": "torch intra-op threads during train_srpo (None: unchanged); 1 avoids OpenMP spin "
                   "contention when other processes share the cores"}
     )
+    stop_after_empty_batches: int | None = field(
+        metadata={"help": "stop training after this many consecutive generation batches in which the zero-variance "
+                  "filter kept no group: such a batch gives no policy gradient, so more of them only sample "
+                  "(None: train every step)"}
+    )
 
     def __post_init__(self) -> None:
         if self.advantage not in ADVANTAGES:
@@ -156,6 +161,8 @@ class SRPOConfig(GRPOConfig):
             raise ValueError(f"continuation_levels must be >= 0, got {self.continuation_levels}")
         if self.srpo_k < 1:
             raise ValueError(f"srpo_k must be >= 1, got {self.srpo_k}")
+        if self.stop_after_empty_batches is not None and self.stop_after_empty_batches < 1:
+            raise ValueError(f"stop_after_empty_batches must be >= 1 or None, got {self.stop_after_empty_batches}")
         if self.bf16 and not torch.cuda.is_available():
             self.use_cpu = True
         if self.model_init_kwargs is None:  # fp32 master weights; bf16=True means autocast, not bf16 weights
@@ -260,6 +267,10 @@ class SRPOTrainer(GRPOTrainer):
         self._srpo_rewards_per_func: torch.Tensor | None = None
         self.last_batch: dict[str, np.ndarray] | None = None
         self.srpo_totals = {"rollouts": 0, "exact": 0, "groups": 0, "kept_groups": 0, "reward_sum": 0.0}
+        self.empty_streak = 0  # consecutive training generation batches without a kept group
+        self.stopped_early: dict[str, int] | None = None
+        if self.args.stop_after_empty_batches:
+            self.add_callback(EmptyBatchStop(self))
 
     # -- TRL hooks ------------------------------------------------------------------------------------------
 
@@ -341,6 +352,21 @@ class SRPOTrainer(GRPOTrainer):
             t["groups"] += n_groups
             t["kept_groups"] += kept_groups
             t["reward_sum"] += float(batch["rewards"].sum())
+            self.empty_streak = 0 if kept_groups else self.empty_streak + 1
+
+
+class EmptyBatchStop(TrainerCallback):
+    """Ends training once ``stop_after_empty_batches`` consecutive generation batches kept no group (the trainer
+    records the step in ``stopped_early``)."""
+
+    def __init__(self, trainer: SRPOTrainer) -> None:
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        limit = self.trainer.args.stop_after_empty_batches
+        if limit and self.trainer.empty_streak >= limit and not control.should_training_stop:
+            control.should_training_stop = True
+            self.trainer.stopped_early = {"at_step": int(state.global_step), "empty_batches": self.trainer.empty_streak}
 
 
 # ----------------------------------------------------------------------------------------------- logging, plot
@@ -452,6 +478,8 @@ def _summary(trainer: SRPOTrainer, rows: list[dict], runtime: float, out_dir: Pa
         "reward_last": _window_mean(rows, "reward_mean", False),
         "final_loss": rows[-1].get("loss") if rows else None,
         "final_kl": rows[-1].get("kl") if rows else None,
+        "max_steps": int(trainer.state.max_steps),
+        "stopped_early": trainer.stopped_early,  # {at_step, empty_batches} when no group was kept for that long
         "model_dir": "model",  # paths relative to out_dir (a stage's temporary directory is renamed afterwards)
         "log": LOG_FILE,
         "plot": PLOT_FILE,
