@@ -81,6 +81,11 @@ bench-sampling: install
 bench-reason-failures: install
 	$(PY) bench/reason_failures.py $(RUN) $(BENCH_ARGS)
 
+# Reasoning mode of a finished run with and without eval.ban_early_end, same users and seeds (RUN=runs/<run> USERS=24)
+.PHONY: bench-reason-ban
+bench-reason-ban: install
+	bash bench/reason_ban.sh
+
 # SFT step cost of the tiny model: size × batch × bf16/fp32 × threads, side by side (runs/bench/sft_throughput.json)
 bench-sft: install
 	$(PY) bench/sft_throughput.py $(BENCH_ARGS)
