@@ -534,12 +534,12 @@ class OpenAIEngine:
         resp = self.client.completions.create(
             model=self.model, prompt=list(ids), n=n, temperature=temperature, top_p=top_p,
             max_tokens=max_new_tokens, seed=seed, stop=list(stop) or None, extra_body=self.adapter.sampling(),
-            **({"logit_bias": {str(t): float(b) for t, b in bias}} if bias else {}))
+            **({"logit_bias": {str(t): float(b) for t, b in bias.items()}} if bias else {}))
         return [c.text for c in sorted(resp.choices, key=lambda c: c.index)]
 
     def sample(self, prompts, n, temperature, top_p, max_new_tokens, seed, stop=(), logit_bias=None):
-        bias = tuple(sorted((logit_bias or {}).items()))
-        jobs = [(p, n, temperature, top_p, max_new_tokens, seed + i, tuple(stop), bias) for i, p in enumerate(prompts)]
+        jobs = [(p, n, temperature, top_p, max_new_tokens, seed + i, tuple(stop), logit_bias)
+                for i, p in enumerate(prompts)]
         return list(self.pool.map(self._sample_one, jobs))
 
     def close(self):

@@ -78,8 +78,7 @@ def sample(model, prompts: Sequence[Sequence[int]], n: int, temperature: float, 
     """``n`` samples per prompt, as generated token ids (row ``i * n + j`` is sample ``j`` of prompt ``i``)."""
     device = next(model.parameters()).device
     if logit_bias:
-        bias_ids = torch.tensor(sorted(logit_bias))
-        bias = torch.tensor([float(logit_bias[t]) for t in sorted(logit_bias)])
+        bias_ids, bias = torch.tensor(list(logit_bias)), torch.tensor([float(b) for b in logit_bias.values()])
     ids, mask = left_pad(prompts, pad_id)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),

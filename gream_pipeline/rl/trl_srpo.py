@@ -363,10 +363,10 @@ class EmptyBatchStop(TrainerCallback):
         self.trainer = trainer
 
     def on_step_end(self, args, state, control, **kwargs):
-        limit = self.trainer.args.stop_after_empty_batches
-        if limit and self.trainer.empty_streak >= limit and not control.should_training_stop:
+        streak = self.trainer.empty_streak
+        if streak >= self.trainer.args.stop_after_empty_batches and not control.should_training_stop:
             control.should_training_stop = True
-            self.trainer.stopped_early = {"at_step": int(state.global_step), "empty_batches": self.trainer.empty_streak}
+            self.trainer.stopped_early = {"at_step": int(state.global_step), "empty_batches": streak}
 
 
 # ----------------------------------------------------------------------------------------------- logging, plot
