@@ -356,6 +356,7 @@ RULES: dict[str, Rule] = {
     "index.use_reviews": Bool(), "index.max_chars": POS, "index.max_length": POS, "index.batch_size": POS,
     "index.dtype": Choice(("auto", "bf16", "fp32")), "index.normalize": Bool(), "index.levels": Int(1, 25),
     "index.codebook_size": POS, "index.codebook_sizes": List(POS, nullable=True), "index.kmeans_iters": POS,
+    "index.threads": POS,
     "index.conflict_slot": Bool(), "index.collaborative.dim": POS, "index.collaborative.window": POS,
     # synth (data_synth.config.SynthConfig)
     "synth.base_url": Str(pattern=r"https?://\S+", what="'' (offline) or an http(s):// URL"),

@@ -31,10 +31,15 @@ def instruments() -> Path:
     return require_dataset("Instruments")
 
 
-def run_gream(*overrides: str, runs_dir: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the real CLI (``python -m gream_pipeline``) in a subprocess with ``runs_dir`` as output root."""
+def run_gream(*overrides: str, runs_dir: Path, check: bool = True, timeout: int = 600,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI (``python -m gream_pipeline``) in a subprocess with ``runs_dir`` as output root.
+
+    ``env`` adds to (or overrides) the inherited environment.
+    """
     cmd = [sys.executable, "-m", "gream_pipeline", f"runs_dir={runs_dir}", *overrides]
-    env = {**os.environ, "GREAM_DATA_ROOT": str(DATA_ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "GREAM_DATA_ROOT": str(DATA_ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
     if check and proc.returncode != 0:
         raise AssertionError(f"gream failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

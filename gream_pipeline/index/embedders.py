@@ -103,7 +103,8 @@ def collaborative_embeddings(texts: Sequence[str] = (), sequences: Mapping[str, 
     """Text-free item embeddings from interactions only: PPMI of windowed co-occurrence, truncated SVD.
 
     Pass only *training* sequences (no validation/test items) so the index does not leak evaluation targets.
-    Items never seen in training get a small seeded random vector so they still receive distinct codes.
+    Items never seen in training get a small seeded random vector so they still receive distinct codes. Each
+    singular vector's sign is fixed (largest entry positive), so equal inputs give equal embeddings.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.linalg import svds
@@ -128,6 +129,7 @@ def collaborative_embeddings(texts: Sequence[str] = (), sequences: Mapping[str, 
     ppmi = coo_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=co.shape).tocsr()
     k = max(1, min(dim, num_items - 2))
     u, s, _ = svds(ppmi, k=k, random_state=seed)
+    u = u * np.where(u[np.abs(u).argmax(axis=0), np.arange(k)] < 0, -1.0, 1.0)  # a singular vector's sign is arbitrary
     emb = u * np.sqrt(s)
     rng = np.random.default_rng(seed)
     unseen = row_sum == 0

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 from omegaconf import DictConfig
+from threadpoolctl import threadpool_limits
 
 from gream_pipeline import semantic_ids
 from gream_pipeline.data.split import training_sequences
@@ -62,6 +65,20 @@ def item_texts(cfg: DictConfig, items: dict, reviews: dict, enriched: dict, num_
     return texts
 
 
+@contextmanager
+def pinned_threads(threads: int) -> Iterator[None]:
+    """Run the index's numeric work (scipy's SVD, faiss k-means) on ``threads`` BLAS and OpenMP threads.
+
+    Sums split over a different number of threads round differently, and k-means amplifies the difference into other
+    codes, so without the pin the semantic IDs would depend on the machine's core count.
+    """
+    import faiss  # noqa: F401  threadpoolctl limits only libraries that are already loaded
+    import scipy.sparse.linalg  # noqa: F401
+
+    with threadpool_limits(limits=threads):
+        yield
+
+
 def check_text_source(cfg: DictConfig) -> None:
     idx = cfg.index
     if idx.text_source not in ("original", "enriched"):
@@ -87,8 +104,9 @@ def embed(ctx: StageContext) -> np.ndarray:
         ctx.write_json("texts.json", texts, indent=None)
         return embedder(texts, model=idx.embedder_model, batch_size=int(idx.batch_size), max_length=int(idx.max_length),
                         dtype=str(idx.dtype))
-    return embedder(sequences=training_sequences(sequences), num_items=num_items, dim=int(idx.collaborative.dim),
-                    window=int(idx.collaborative.window), seed=int(cfg.seed))
+    with pinned_threads(int(idx.threads)):
+        return embedder(sequences=training_sequences(sequences), num_items=num_items, dim=int(idx.collaborative.dim),
+                        window=int(idx.collaborative.window), seed=int(cfg.seed))
 
 
 def run_index(ctx: StageContext) -> dict:
@@ -101,7 +119,8 @@ def run_index(ctx: StageContext) -> dict:
     if cfg.index.normalize:
         emb = l2_normalize(emb)
     embedded = time.time()
-    rq = rq_kmeans(emb, sizes, niter=int(cfg.index.kmeans_iters), seed=int(cfg.seed))
+    with pinned_threads(int(cfg.index.threads)):
+        rq = rq_kmeans(emb, sizes, niter=int(cfg.index.kmeans_iters), seed=int(cfg.seed))
     quantised = time.time()
     index = assign_ids(range(len(emb)), rq.codes, conflict_slot=bool(cfg.index.conflict_slot))
     stats = collision_stats(index, levels=len(sizes))
