@@ -71,6 +71,14 @@ def test_collaborative_embedder_separates_communities():
     assert np.linalg.norm(emb[20]) > 0
 
 
+def test_collaborative_embedder_fixes_the_sign_of_each_singular_vector():
+    rng = np.random.default_rng(1)
+    seqs = {f"u{i}": list(rng.choice(30, size=8, replace=False)) for i in range(300)}
+    emb = collaborative_embeddings(sequences=seqs, num_items=30, dim=6, window=3, seed=0)
+    largest = emb[np.abs(emb).argmax(axis=0), np.arange(emb.shape[1])]
+    assert (largest > 0).all(), largest
+
+
 def test_unknown_embedder_and_missing_model_dir():
     with pytest.raises(GreamError, match="unknown embedder 'nope'"):
         get_embedder("nope")
