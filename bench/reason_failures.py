@@ -5,7 +5,7 @@
 
 Reads ``eval/<split>/reason/predictions.jsonl`` (needs ``eval.save_texts=true``, the default), and counts thinking
 tokens with the evaluated checkpoint's tokenizer (``eval/metrics.json``) against the eval stage's
-``eval.think_budget`` (``eval/manifest.json``).
+``eval.think_budget`` (``eval/manifest.json``). The natural-close rate comes with a 95 % bootstrap interval over users.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from data_synth.prompts import REWRITE_HEADING, STEP_HEADINGS, THINK_CLOSE, THINK_OPEN
+from gream_pipeline.eval.metrics import paired_bootstrap
 from gream_pipeline.eval.reasoning import close_suffix
 from gream_pipeline.semantic_ids import ANSWER_OPEN
 
@@ -52,6 +53,13 @@ def repeating(text: str, tail: int = 400) -> bool:
     return bool(spans) and max(spans.values()) >= 3
 
 
+def close_rate_interval(closed_per_user: list[list[bool]], seed: int = 0) -> list[float]:
+    """[low, high] of the 95 % percentile bootstrap over users of the mean per-user natural-close rate."""
+    rates = [sum(flags) / len(flags) for flags in closed_per_user if flags]
+    b = paired_bootstrap(rates, [0.0] * len(rates), seed=seed)
+    return [round(b["lo"], 4), round(b["hi"], 4)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -64,11 +72,12 @@ def main() -> None:
     budget = int(json.loads((eval_dir / "manifest.json").read_text())["config"]["eval"]["think_budget"])
     tok = AutoTokenizer.from_pretrained(json.loads((eval_dir / "metrics.json").read_text())["checkpoint"])
     recs = [json.loads(x) for x in (eval_dir / args.split / "reason" / "predictions.jsonl").open()]
-    total, forced, where, how, loops, shown = 0, 0, Counter(), Counter(), 0, []
+    total, forced, where, how, loops, shown, closed = 0, 0, Counter(), Counter(), 0, [], []
     for rec in recs:
         reason = rec["reason"]
         if "closed_naturally" not in reason:
             raise SystemExit("predictions.jsonl has no per-sample closed_naturally flags: re-run the eval stage")
+        closed.append(list(reason["closed_naturally"]))
         for text, natural in zip(reason["texts"], reason["closed_naturally"]):
             total += 1
             if natural:
@@ -81,8 +90,9 @@ def main() -> None:
             loops += repeating(think)
             if len(shown) < args.examples:
                 shown.append(think[-300:])
-    report = {"run": str(args.run), "samples": total, "forced": forced,
+    report = {"run": str(args.run), "users": len(recs), "samples": total, "forced": forced,
               "natural_close_rate": round(1 - forced / total, 4) if total else None,
+              "natural_close_ci95_over_users": close_rate_interval(closed) if total else None,
               "forced_by": dict(how), "forced_in_section": dict(where.most_common()), "forced_repeating": loops}
     print(json.dumps(report, indent=1))
     for tail in shown:

@@ -39,3 +39,10 @@ def test_repeating_finds_a_looping_end_only():
     assert rf.repeating("intro\n- Brands: X.\n- Brands: X.\n- Brands: X.\n")
     assert not rf.repeating(f"<think>\n{STEP_HEADINGS[0]}\n- The user has interacted with 4 items in order.\n"
                             f"- Product types: Beakers (2), Tape (1).\n- Most recent: <a_1><b_2><c_3><d_4> (Tape).")
+
+
+def test_close_rate_interval_brackets_the_rate_and_collapses_when_all_close():
+    assert rf.close_rate_interval([[True] * 10] * 30) == [1.0, 1.0]
+    users = [[True] * 10] * 20 + [[True] * 5 + [False] * 5] * 20  # mean per-user rate 0.75
+    lo, hi = rf.close_rate_interval(users)
+    assert 0.6 < lo < 0.75 < hi < 0.9
