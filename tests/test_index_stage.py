@@ -58,7 +58,7 @@ def test_sentence_index_on_scientific_subset(scientific, tmp_path):
 
 
 def test_index_does_not_depend_on_the_thread_count(scientific, tmp_path):
-    # unpinned, scipy's SVD and faiss k-means give other codes on 1 and 4 threads (3.59 % vs 3.31 % collisions)
+    # without the pin, scipy's SVD and faiss k-means give other embeddings and codes at another thread count
     codes = {}
     for threads in ("1", "4"):
         env = {name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
