@@ -59,12 +59,12 @@ def test_sentence_index_on_scientific_subset(scientific, tmp_path):
 
 def test_index_does_not_depend_on_the_thread_count(scientific, tmp_path):
     # without the pin, scipy's SVD and faiss k-means give other embeddings and codes at another thread count
-    codes = {}
+    outputs = {}
     for threads in ("1", "4"):
         env = {name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         for stage in ("data", "index"):
             run_gream(f"stage={stage}", "dataset=scientific", runs_dir=tmp_path / threads, env=env)
         run_dir = tmp_path / threads / "demo_cpu-scientific" / "index"
-        codes[threads] = (np.load(run_dir / "embeddings.npy"), np.load(run_dir / "codes.npy"))
-    assert np.array_equal(codes["1"][0], codes["4"][0])
-    assert np.array_equal(codes["1"][1], codes["4"][1])
+        outputs[threads] = (np.load(run_dir / "embeddings.npy"), np.load(run_dir / "codes.npy"))
+    assert np.array_equal(outputs["1"][0], outputs["4"][0])
+    assert np.array_equal(outputs["1"][1], outputs["4"][1])
