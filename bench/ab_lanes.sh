@@ -9,7 +9,7 @@
 # PARALLEL=1 (default) runs the lanes side by side, PARALLEL=0 one after another (on one core, while another job
 # has the other). Work is bounded by steps and the index is thread-independent, so a lane's numbers do not depend on
 # what ran beside it (on one host). A finished stage is up to date, so a re-run resumes where it stopped.
-# EPOCHS=N changes every lane; COMMON="..." replaces the shared overrides. Logs: runs/<NAME>.log.
+# EPOCHS=N changes every lane; COMMON="..." replaces the shared overrides. Logs (appended): runs/<NAME>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-scientific}
@@ -32,8 +32,8 @@ while (( $# )); do
   name=$1 overrides=$2; shift 2
   names+=("$name")
   # shellcheck disable=SC2086
-  if [[ ${PARALLEL:-1} == 1 ]]; then lane "$name" $overrides > "runs/$name.log" 2>&1 & pids+=($!)
-  else lane "$name" $overrides > "runs/$name.log" 2>&1; fi
+  if [[ ${PARALLEL:-1} == 1 ]]; then lane "$name" $overrides >> "runs/$name.log" 2>&1 & pids+=($!)
+  else lane "$name" $overrides >> "runs/$name.log" 2>&1; fi
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 for name in "${names[@]:1}"; do
