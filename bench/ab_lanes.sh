@@ -26,7 +26,7 @@ lane() {
 }
 
 (( $# >= 2 && $# % 2 == 0 )) || { echo "usage: bench/ab_lanes.sh NAME \"OVERRIDES\" [NAME \"OVERRIDES\" ...]" >&2; exit 2; }
-mkdir -p "$OUT_DIR"
+mkdir -p runs "$OUT_DIR"
 names=() pids=()
 while (( $# )); do
   name=$1 overrides=$2; shift 2
