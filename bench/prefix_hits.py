@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gream_pipeline.artifacts import read_jsonl
+from gream_pipeline.artifacts import read_jsonl, write_json
 from gream_pipeline.eval.metrics import wilson_interval
 from gream_pipeline.semantic_ids import parse_tokens
 
@@ -49,11 +49,9 @@ def main() -> None:
     a = ap.parse_args()
     result = {"run": str(a.run), "split": a.split,
               **prefix_hits(read_jsonl(a.run / "eval" / a.split / "direct" / "predictions.jsonl"), a.k)}
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json.dumps(result, indent=2))
     if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text + "\n")
+        write_json(a.out, result)
 
 
 if __name__ == "__main__":
