@@ -1,9 +1,9 @@
 """Where direct-mode recall is lost, level by level of the semantic ID.
 
 For each user, whether the target's first L tokens appear as the prefix of any of the top-K predicted IDs, for
-L = 1..H code levels (the conflict slot is not a level), then whether the whole ID does (Recall@K), plus how many
-distinct first tokens the top K hold. A large drop from L=1 to L=2 means the model finds the right coarse cluster but ranks the wrong items
-inside it.
+L = 1..H code levels (H from the run's index manifest; the conflict slot is not a level), then whether the whole ID
+does (Recall@K), plus how many distinct first tokens the top K hold. A large drop from L=1 to L=2 means the model
+finds the right coarse cluster but ranks the wrong items inside it.
 
     .venv/bin/python bench/prefix_hits.py runs/<run> [--split test] [--k 10] [--out F]
 """
@@ -14,14 +14,14 @@ import argparse
 import json
 from pathlib import Path
 
-from gream_pipeline.artifacts import read_jsonl, write_json
+from gream_pipeline.artifacts import read_jsonl, read_manifest, write_json
 from gream_pipeline.eval.metrics import wilson_interval
 from gream_pipeline.semantic_ids import parse_tokens
 
 
-def prefix_hits(records: list[dict], k: int) -> dict:
-    """Share of users whose target shares an L-token prefix with one of the top-``k`` IDs, for every L."""
-    levels = min(len(parse_tokens(r["target_id"])) for r in records)
+def prefix_hits(records: list[dict], k: int, levels: int) -> dict:
+    """Share of users whose target shares an L-token prefix with one of the top-``k`` IDs, for L = 1..``levels``,
+    and whose whole ID is among them."""
     hits = [0] * (levels + 1)
     distinct_first = 0
     for rec in records:
@@ -47,8 +47,9 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
+    levels = int(read_manifest(a.run / "index")["counts"]["levels"])
     result = {"run": str(a.run), "split": a.split,
-              **prefix_hits(read_jsonl(a.run / "eval" / a.split / "direct" / "predictions.jsonl"), a.k)}
+              **prefix_hits(read_jsonl(a.run / "eval" / a.split / "direct" / "predictions.jsonl"), a.k, levels)}
     print(json.dumps(result, indent=2))
     if a.out:
         write_json(a.out, result)
